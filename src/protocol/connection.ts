@@ -1,0 +1,238 @@
+/**
+ * The WebSocket connection state machine, sans I/O (RFC 6455 §4-§7).
+ *
+ * Bytes in (`receive`) become events on a handler object; calls in (`send*`,
+ * `ping`, `close`) become bytes out, collected in `writer` until the I/O
+ * layer takes them. It owns no socket and no timer: the I/O layer closes the
+ * transport when `wantsTransportClose` says so, and runs the close timeout.
+ */
+import { CloseCode, MAX_CLOSE_REASON_BYTES, decodeClosePayload, encodeClosePayload, isValidWireCloseCode } from './close.js';
+import { ProtocolError } from './errors.js';
+import { MAX_CONTROL_PAYLOAD, Opcode } from './frame.js';
+import { FrameParser, type ParserEvents } from './parser.js';
+import { FrameWriter } from './writer.js';
+
+export type Role = 'client' | 'server';
+
+/** Where the connection is in its life (RFC 6455 §4, §7). */
+export const ReadyState = {
+  Open: 1,
+  /** A close frame was sent or received; the other is awaited. */
+  Closing: 2,
+  /** Close frames went both ways, or the connection failed. */
+  Closed: 3,
+} as const;
+export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
+
+export interface ConnectionEvents {
+  /** A complete data message; `data` may be a view of the received chunk. */
+  onMessage(data: Buffer, isBinary: boolean, compressed: boolean): void;
+  /** A ping arrived; a pong with the same payload is already queued. */
+  onPing(payload: Buffer): void;
+  onPong(payload: Buffer): void;
+  /** The peer's close frame arrived (`code` 1005 when it carried none); our answer is queued. */
+  onPeerClose(code: number, reason: string): void;
+  /** The peer broke the protocol: a close frame with `error.closeCode` is queued and input stops. */
+  onFail(error: ProtocolError): void;
+}
+
+export interface ConnectionOptions {
+  role: Role;
+  /** Largest message accepted, in bytes (RFC 6455 §10.4). */
+  maxPayload: number;
+  /** RSV1 is in use (permessage-deflate negotiated). */
+  allowRsv1?: boolean;
+}
+
+const FIN = 0x80;
+const RSV1 = 0x40;
+const EMPTY = Buffer.alloc(0);
+
+export class Connection implements ParserEvents {
+  readonly role: Role;
+  readonly writer: FrameWriter;
+  private readonly parser: FrameParser;
+  private readonly events: ConnectionEvents;
+
+  private closeSentFlag = false;
+  private closeReceivedFlag = false;
+  private failed = false;
+  /** Status code and reason of the close, once known (sent by us or received). */
+  closeCode: number = CloseCode.Abnormal;
+  closeReason = '';
+
+  constructor(events: ConnectionEvents, options: ConnectionOptions) {
+    this.role = options.role;
+    this.events = events;
+    this.writer = new FrameWriter(options.role === 'client');
+    this.parser = new FrameParser(this, {
+      expectMasked: options.role === 'server',
+      maxPayload: options.maxPayload,
+      allowRsv1: options.allowRsv1 ?? false,
+    });
+  }
+
+  get readyState(): ReadyState {
+    if (this.failed || (this.closeSentFlag && this.closeReceivedFlag)) return ReadyState.Closed;
+    if (this.closeSentFlag || this.closeReceivedFlag) return ReadyState.Closing;
+    return ReadyState.Open;
+  }
+
+  get closeSent(): boolean {
+    return this.closeSentFlag;
+  }
+
+  get closeReceived(): boolean {
+    return this.closeReceivedFlag;
+  }
+
+  /**
+   * True once the transport should be closed: the closing handshake is done
+   * or the connection failed. RFC 6455 §7.1.1: the server closes TCP first;
+   * a client waits for the server's FIN (the I/O layer bounds that wait).
+   */
+  get wantsTransportClose(): boolean {
+    return this.failed || (this.closeSentFlag && this.closeReceivedFlag);
+  }
+
+  /** Enables RSV1 (compressed messages) once permessage-deflate is negotiated. */
+  setAllowRsv1(allow: boolean): void {
+    this.parser.setAllowRsv1(allow);
+  }
+
+  /** Feeds bytes received from the peer. Events fire synchronously. */
+  receive(chunk: Buffer): void {
+    this.parser.push(chunk);
+  }
+
+  /** Queues a text message. Returns false (and sends nothing) once a close frame was sent. */
+  sendText(text: string): boolean {
+    if (this.closeSentFlag) return false;
+    this.writer.textFrame(FIN | Opcode.Text, text);
+    return true;
+  }
+
+  /** Queues a data message from bytes; `binary` false sends them as text (the caller vouches for UTF-8). */
+  sendBytes(data: Uint8Array, binary: boolean, compressed = false): boolean {
+    if (this.closeSentFlag) return false;
+    this.writer.frame(FIN | (compressed ? RSV1 : 0) | (binary ? Opcode.Binary : Opcode.Text), data);
+    return true;
+  }
+
+  /**
+   * Queues one frame of a fragmented message (RFC 6455 §5.4): the first with
+   * `opcode` Text or Binary, the rest with Continuation, the last with `fin`.
+   */
+  sendFragment(opcode: number, data: Uint8Array, fin: boolean, compressed = false): boolean {
+    if (this.closeSentFlag) return false;
+    this.writer.frame((fin ? FIN : 0) | (compressed ? RSV1 : 0) | opcode, data);
+    return true;
+  }
+
+  /** Queues a frame that is already serialised (a broadcast). Never for clients: it is not masked. */
+  sendRaw(frame: Buffer): boolean {
+    if (this.closeSentFlag) return false;
+    this.writer.raw(frame);
+    return true;
+  }
+
+  /** Queues a ping. Throws RangeError for a payload over 125 bytes (RFC 6455 §5.5). */
+  ping(payload: Uint8Array = EMPTY): boolean {
+    checkControlPayload(payload);
+    if (this.closeSentFlag) return false;
+    this.writer.frame(FIN | Opcode.Ping, payload);
+    return true;
+  }
+
+  /** Queues an unsolicited pong (RFC 6455 §5.5.3 allows it as a heartbeat). */
+  pong(payload: Uint8Array = EMPTY): boolean {
+    checkControlPayload(payload);
+    if (this.closeSentFlag) return false;
+    this.writer.frame(FIN | Opcode.Pong, payload);
+    return true;
+  }
+
+  /**
+   * Starts (or answers) the closing handshake by queueing a close frame.
+   * `code` undefined sends a close frame without a status. Throws RangeError
+   * for a code that may not be sent or a reason over 123 bytes. Returns false
+   * when a close frame was already sent.
+   */
+  close(code?: number, reason = ''): boolean {
+    if (code !== undefined && !isValidWireCloseCode(code)) {
+      throw new RangeError(`close code ${code} may not be sent (RFC 6455 §7.4)`);
+    }
+    if (code === undefined && reason !== '') throw new RangeError('a close reason needs a close code');
+    if (Buffer.byteLength(reason) > MAX_CLOSE_REASON_BYTES) {
+      throw new RangeError(`close reason is longer than ${MAX_CLOSE_REASON_BYTES} bytes`);
+    }
+    if (this.closeSentFlag) return false;
+    this.writeClose(code, reason);
+    return true;
+  }
+
+  /**
+   * Fails the connection (RFC 6455 §7.1.7): queues a close frame with `code`
+   * unless one was sent, and ignores all further input.
+   */
+  fail(code: number, reason: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.parser.stop();
+    if (!this.closeSentFlag) this.writeClose(code, reason);
+  }
+
+  // ParserEvents: called by the parser while `receive` runs.
+
+  onMessage(data: Buffer, isBinary: boolean, compressed: boolean): void {
+    this.events.onMessage(data, isBinary, compressed);
+  }
+
+  onControl(opcode: number, payload: Buffer): void {
+    if (opcode === Opcode.Ping) {
+      // RFC 6455 §5.5.2: answer with a pong carrying the same payload, unless closing.
+      if (!this.closeSentFlag) this.writer.frame(FIN | Opcode.Pong, payload);
+      this.events.onPing(payload);
+    } else if (opcode === Opcode.Pong) {
+      this.events.onPong(payload);
+    } else {
+      this.peerClose(payload);
+    }
+  }
+
+  onProtocolError(error: ProtocolError): void {
+    this.fail(error.closeCode, error.message);
+    this.events.onFail(error);
+  }
+
+  private peerClose(payload: Buffer): void {
+    const decoded = decodeClosePayload(payload);
+    if (decoded instanceof ProtocolError) {
+      this.onProtocolError(decoded);
+      return;
+    }
+    // RFC 6455 §5.5.1: after a close frame nothing more is read.
+    this.closeReceivedFlag = true;
+    this.parser.stop();
+    if (!this.closeSentFlag) {
+      // Echo the status code received (RFC 6455 §5.5.1); none if it sent none.
+      this.writeClose(decoded.code === CloseCode.NoStatus ? undefined : decoded.code, '');
+    }
+    this.closeCode = decoded.code;
+    this.closeReason = decoded.reason;
+    this.events.onPeerClose(decoded.code, decoded.reason);
+  }
+
+  private writeClose(code: number | undefined, reason: string): void {
+    this.closeSentFlag = true;
+    this.closeCode = code ?? CloseCode.NoStatus;
+    this.closeReason = reason;
+    this.writer.frame(FIN | Opcode.Close, encodeClosePayload(code, reason));
+  }
+}
+
+function checkControlPayload(payload: Uint8Array): void {
+  if (payload.length > MAX_CONTROL_PAYLOAD) {
+    throw new RangeError(`control frame payload is ${payload.length} bytes; at most ${MAX_CONTROL_PAYLOAD} allowed`);
+  }
+}

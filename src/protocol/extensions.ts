@@ -1,0 +1,99 @@
+/**
+ * `Sec-WebSocket-Extensions` header grammar (RFC 6455 §9.1):
+ *
+ *   extension-list = 1#extension
+ *   extension      = token *( ";" param )
+ *   param          = token [ "=" ( token | quoted-string ) ]
+ */
+
+export interface ExtensionOffer {
+  name: string;
+  /** Parameter values; a parameter given without a value maps to `true`. */
+  params: Record<string, string | true>;
+}
+
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+
+/** Whether `s` is an HTTP token (RFC 7230 §3.2.6). */
+export function isToken(s: string): boolean {
+  return TOKEN.test(s);
+}
+
+/**
+ * Parses an extensions header (several header lines may be joined by commas).
+ * Returns the offers in order, or an Error describing the first syntax fault.
+ */
+export function parseExtensions(header: string): ExtensionOffer[] | Error {
+  const offers: ExtensionOffer[] = [];
+  let i = 0;
+  const n = header.length;
+  const skipSpace = (): void => {
+    while (i < n && (header[i] === ' ' || header[i] === '\t')) i++;
+  };
+  const readToken = (): string => {
+    const start = i;
+    while (i < n && /[!#$%&'*+\-.^_`|~0-9A-Za-z]/.test(header[i]!)) i++;
+    return header.slice(start, i);
+  };
+  for (;;) {
+    skipSpace();
+    if (i >= n) break;
+    if (header[i] === ',') {
+      // Empty list elements are allowed by the #rule (RFC 7230 §7).
+      i++;
+      continue;
+    }
+    const name = readToken();
+    if (name === '') return new Error(`invalid extension name at offset ${i}`);
+    const params: Record<string, string | true> = Object.create(null);
+    skipSpace();
+    while (i < n && header[i] === ';') {
+      i++;
+      skipSpace();
+      const key = readToken();
+      if (key === '') return new Error(`invalid parameter name in extension "${name}"`);
+      skipSpace();
+      let value: string | true = true;
+      if (header[i] === '=') {
+        i++;
+        skipSpace();
+        if (header[i] === '"') {
+          i++;
+          let v = '';
+          while (i < n && header[i] !== '"') {
+            if (header[i] === '\\') i++;
+            if (i < n) v += header[i++];
+          }
+          if (header[i] !== '"') return new Error(`unterminated quoted string in extension "${name}"`);
+          i++;
+          // RFC 6455 §9.1: a quoted value must itself conform to the token ABNF.
+          if (!isToken(v)) return new Error(`invalid quoted value for "${key}" in extension "${name}"`);
+          value = v;
+        } else {
+          value = readToken();
+          if (value === '') return new Error(`missing value for "${key}" in extension "${name}"`);
+        }
+        skipSpace();
+      }
+      if (key in params) return new Error(`parameter "${key}" repeated in extension "${name}"`);
+      params[key] = value;
+    }
+    offers.push({ name, params });
+    skipSpace();
+    if (i >= n) break;
+    if (header[i] !== ',') return new Error(`unexpected character "${header[i]}" in extensions header`);
+    i++;
+  }
+  return offers;
+}
+
+/** Serialises extensions for a header value. */
+export function formatExtensions(list: readonly ExtensionOffer[]): string {
+  return list
+    .map((ext) => {
+      let s = ext.name;
+      for (const [k, v] of Object.entries(ext.params)) s += v === true ? `; ${k}` : `; ${k}=${v}`;
+      return s;
+    })
+    .join(', ');
+}

@@ -1,0 +1,224 @@
+/**
+ * The opening handshake (RFC 6455 §4): checks of the client's request and the
+ * server's response, the accept key, and the bytes of the server's answer.
+ * Pure functions over header maps; the I/O layers feed them.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { type ExtensionOffer, isToken, parseExtensions } from './extensions.js';
+
+/** RFC 6455 §1.3: the GUID appended to the key before hashing. */
+export const WEBSOCKET_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+/** Headers as Node gives them: lower-case names, repeated ones joined or in arrays. */
+export type HeaderMap = Record<string, string | string[] | undefined>;
+
+/** `Sec-WebSocket-Accept` for a `Sec-WebSocket-Key` (RFC 6455 §4.2.2 step 5.4). */
+export function acceptKey(key: string): string {
+  return createHash('sha1').update(key + WEBSOCKET_GUID).digest('base64');
+}
+
+/** A fresh `Sec-WebSocket-Key`: 16 random bytes, base64 (RFC 6455 §4.1). */
+export function generateKey(): string {
+  return randomBytes(16).toString('base64');
+}
+
+/** Whether a key is the base64 of exactly 16 bytes (RFC 6455 §11.3.1). */
+export function isValidKey(key: string): boolean {
+  return key.length === 24 && /^[A-Za-z0-9+/]{22}==$/.test(key) && Buffer.from(key, 'base64').toString('base64') === key;
+}
+
+function header(headers: HeaderMap, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v.join(', ') : v;
+}
+
+/** Splits a comma-separated header value into trimmed, non-empty elements. */
+export function headerList(value: string | undefined): string[] {
+  if (value === undefined) return [];
+  const out: string[] = [];
+  for (const part of value.split(',')) {
+    const t = part.trim();
+    if (t !== '') out.push(t);
+  }
+  return out;
+}
+
+function hasToken(value: string | undefined, token: string): boolean {
+  return headerList(value).some((t) => t.toLowerCase() === token);
+}
+
+export interface UpgradeRequestInfo {
+  method: string;
+  /** "1.1" */
+  httpVersion: string;
+  headers: HeaderMap;
+}
+
+/** A request that passed every check of RFC 6455 §4.2.1. */
+export interface AcceptableRequest {
+  ok: true;
+  key: string;
+  /** Subprotocols offered, in the client's order of preference. */
+  protocols: string[];
+  extensions: ExtensionOffer[];
+  origin: string | undefined;
+}
+
+/** A request refused: the HTTP status to answer with, and why. */
+export interface RefusedRequest {
+  ok: false;
+  status: number;
+  message: string;
+  headers?: Record<string, string>;
+}
+
+/** Checks a client's opening handshake (RFC 6455 §4.2.1). */
+export function checkUpgradeRequest(req: UpgradeRequestInfo): AcceptableRequest | RefusedRequest {
+  const h = req.headers;
+  if (req.method !== 'GET') {
+    return { ok: false, status: 405, message: 'WebSocket handshake must use GET', headers: { Allow: 'GET' } };
+  }
+  const [major, minor] = req.httpVersion.split('.').map(Number);
+  if (!(major! > 1 || (major === 1 && minor! >= 1))) {
+    return { ok: false, status: 400, message: 'WebSocket handshake needs HTTP/1.1 or later' };
+  }
+  if (!header(h, 'host')) return { ok: false, status: 400, message: 'missing Host header' };
+  if (!hasToken(header(h, 'upgrade'), 'websocket')) {
+    return { ok: false, status: 400, message: 'Upgrade header must be "websocket"' };
+  }
+  if (!hasToken(header(h, 'connection'), 'upgrade')) {
+    return { ok: false, status: 400, message: 'Connection header must include "Upgrade"' };
+  }
+  const version = header(h, 'sec-websocket-version');
+  if (version === undefined || version.trim() !== '13') {
+    return {
+      ok: false,
+      status: 426,
+      message: 'unsupported WebSocket version; only 13 is supported',
+      headers: { 'Sec-WebSocket-Version': '13' },
+    };
+  }
+  const key = header(h, 'sec-websocket-key')?.trim();
+  if (key === undefined || !isValidKey(key)) {
+    return { ok: false, status: 400, message: 'Sec-WebSocket-Key must be base64 of 16 bytes' };
+  }
+  const protocols = headerList(header(h, 'sec-websocket-protocol'));
+  const seen = new Set<string>();
+  for (const p of protocols) {
+    if (!isToken(p)) return { ok: false, status: 400, message: `invalid subprotocol "${p}"` };
+    if (seen.has(p)) return { ok: false, status: 400, message: `subprotocol "${p}" offered twice` };
+    seen.add(p);
+  }
+  const extHeader = header(h, 'sec-websocket-extensions');
+  let extensions: ExtensionOffer[] = [];
+  if (extHeader !== undefined) {
+    const parsed = parseExtensions(extHeader);
+    if (parsed instanceof Error) return { ok: false, status: 400, message: `invalid Sec-WebSocket-Extensions: ${parsed.message}` };
+    extensions = parsed;
+  }
+  return { ok: true, key, protocols, extensions, origin: header(h, 'origin') ?? header(h, 'sec-websocket-origin') };
+}
+
+/** Rejects characters that would split a header line. */
+function checkHeaderValue(name: string, value: string): void {
+  if (/[\r\n\0]/.test(value) || !isToken(name)) throw new TypeError(`invalid header ${name}`);
+}
+
+/** The bytes of a 101 response accepting the handshake. */
+export function buildAcceptResponse(
+  key: string,
+  protocol: string | undefined,
+  extensions: string | undefined,
+  extraHeaders?: Record<string, string>,
+): string {
+  let s =
+    'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ' +
+    acceptKey(key) +
+    '\r\n';
+  if (protocol) s += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  if (extensions) s += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+  if (extraHeaders) {
+    for (const [k, v] of Object.entries(extraHeaders)) {
+      checkHeaderValue(k, v);
+      s += `${k}: ${v}\r\n`;
+    }
+  }
+  return s + '\r\n';
+}
+
+const REASON_PHRASES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  426: 'Upgrade Required',
+  429: 'Too Many Requests',
+  431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error',
+  503: 'Service Unavailable',
+};
+
+/** The bytes of an HTTP error response that refuses a handshake and closes the connection. */
+export function buildRefusal(status: number, body: string, extraHeaders?: Record<string, string>): string {
+  const phrase = REASON_PHRASES[status] ?? 'Error';
+  let s = `HTTP/1.1 ${status} ${phrase}\r\nConnection: close\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`;
+  if (extraHeaders) {
+    for (const [k, v] of Object.entries(extraHeaders)) {
+      checkHeaderValue(k, v);
+      s += `${k}: ${v}\r\n`;
+    }
+  }
+  return s + '\r\n' + body;
+}
+
+export interface ResponseInfo {
+  statusCode: number;
+  headers: HeaderMap;
+}
+
+export interface AcceptedResponse {
+  ok: true;
+  protocol: string;
+  extensions: ExtensionOffer[];
+}
+
+/**
+ * Checks a server's answer to our handshake (RFC 6455 §4.1, "the client MUST
+ * validate the server's response"): returns the chosen subprotocol and
+ * extensions, or an Error saying why the connection must fail.
+ */
+export function checkUpgradeResponse(
+  res: ResponseInfo,
+  key: string,
+  offeredProtocols: readonly string[],
+  offeredExtensions: readonly string[] = [],
+): AcceptedResponse | Error {
+  const h = res.headers;
+  if (res.statusCode !== 101) return new Error(`server answered the handshake with status ${res.statusCode}, not 101`);
+  if (!hasToken(header(h, 'upgrade'), 'websocket')) return new Error('server response lacks "Upgrade: websocket"');
+  if (!hasToken(header(h, 'connection'), 'upgrade')) return new Error('server response lacks "Connection: Upgrade"');
+  const accept = header(h, 'sec-websocket-accept');
+  if (accept === undefined || accept.trim() !== acceptKey(key)) return new Error('server sent a wrong Sec-WebSocket-Accept');
+  const protoValue = header(h, 'sec-websocket-protocol');
+  let protocol = '';
+  if (protoValue !== undefined) {
+    const list = headerList(protoValue);
+    if (list.length !== 1 || !offeredProtocols.includes(list[0]!)) {
+      return new Error(`server chose subprotocol "${protoValue}", which the client did not offer`);
+    }
+    protocol = list[0]!;
+  }
+  let extensions: ExtensionOffer[] = [];
+  const extValue = header(h, 'sec-websocket-extensions');
+  if (extValue !== undefined) {
+    const parsed = parseExtensions(extValue);
+    if (parsed instanceof Error) return new Error(`server sent an invalid Sec-WebSocket-Extensions: ${parsed.message}`);
+    for (const ext of parsed) {
+      if (!offeredExtensions.includes(ext.name)) return new Error(`server accepted extension "${ext.name}", which the client did not offer`);
+    }
+    extensions = parsed;
+  }
+  return { ok: true, protocol, extensions };
+}

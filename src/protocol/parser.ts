@@ -1,0 +1,339 @@
+/**
+ * Incremental frame parser (RFC 6455 §5): bytes in, messages and control
+ * frames out.
+ *
+ * It consumes each socket chunk in one pass, whatever its boundaries: a chunk
+ * may hold many frames, or one byte of one. A frame header split across
+ * chunks is gathered in a 14-byte scratch; payloads are unmasked in place in
+ * the chunk, so an unfragmented message that arrives whole is handed out as a
+ * view of the chunk with no copy. Fragments (and frames split across chunks)
+ * are appended into one growing buffer bounded by `maxPayload`, so a flood of
+ * tiny fragments costs nothing beyond its bytes.
+ *
+ * Every violation is reported once, as a `ProtocolError` carrying its close
+ * code, after which the parser ignores all further input.
+ */
+import { CloseCode } from './close.js';
+import { ProtocolError } from './errors.js';
+import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode, isKnownOpcode, maskInPlace } from './frame.js';
+import { Utf8Validator, isUtf8 } from './utf8.js';
+
+export interface ParserEvents {
+  /** A complete data message. `compressed` is set when its first frame had RSV1 (permessage-deflate). */
+  onMessage(data: Buffer, isBinary: boolean, compressed: boolean): void;
+  /** A complete control frame (close, ping or pong) with its unmasked payload. */
+  onControl(opcode: number, payload: Buffer): void;
+  /** The peer broke the protocol; nothing more is parsed. */
+  onProtocolError(error: ProtocolError): void;
+}
+
+export interface ParserOptions {
+  /** True on the server: every frame from a client must be masked, and none from a server may be (RFC 6455 §5.1). */
+  expectMasked: boolean;
+  /** Largest message accepted, in bytes; a larger one fails with 1009 as soon as its header says so. */
+  maxPayload: number;
+  /** RSV1 is meaningful (permessage-deflate negotiated, RFC 7692 §6). */
+  allowRsv1?: boolean;
+}
+
+const enum State {
+  Header,
+  Payload,
+}
+
+const EMPTY = Buffer.alloc(0);
+
+export class FrameParser {
+  private readonly events: ParserEvents;
+  private readonly expectMasked: boolean;
+  private readonly maxPayload: number;
+  private allowRsv1: boolean;
+
+  private state = State.Header;
+  private stopped = false;
+
+  // Header gathered across chunks: at most 2 + 8 + 4 bytes.
+  private hdr: Buffer | null = null;
+  private hdrHave = 0;
+
+  // The frame being read.
+  private fin = false;
+  private opcode = 0;
+  private masked = false;
+  private readonly maskKey = new Uint8Array(4);
+  private payloadLength = 0;
+  private payloadRead = 0;
+
+  // The data message being assembled (opcode 0 when none).
+  private msgOpcode = 0;
+  private msgCompressed = false;
+  private msgBuf: Buffer | null = null;
+  private msgLength = 0;
+  private utf8: Utf8Validator | null = null;
+
+  // A control frame whose payload spans chunks.
+  private ctlBuf: Buffer | null = null;
+
+  constructor(events: ParserEvents, options: ParserOptions) {
+    this.events = events;
+    this.expectMasked = options.expectMasked;
+    this.maxPayload = options.maxPayload;
+    this.allowRsv1 = options.allowRsv1 ?? false;
+  }
+
+  /** Enables RSV1 once an extension that uses it is negotiated. */
+  setAllowRsv1(allow: boolean): void {
+    this.allowRsv1 = allow;
+  }
+
+  /** Ignore all further input (after a close frame, or once the connection failed). */
+  stop(): void {
+    this.stopped = true;
+    this.msgBuf = null;
+    this.ctlBuf = null;
+  }
+
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
+  /** True while a fragmented message is in progress. */
+  get inMessage(): boolean {
+    return this.msgOpcode !== 0;
+  }
+
+  /**
+   * Parses one chunk. Payload bytes of masked frames are unmasked in place,
+   * so the chunk must belong to the caller (a socket's `data` buffer does).
+   */
+  push(chunk: Buffer): void {
+    const end = chunk.length;
+    let pos = 0;
+    while (pos < end && !this.stopped) {
+      if (this.state === State.Header) {
+        if (this.hdrHave === 0 && end - pos >= 2) {
+          const need = headerLength(chunk[pos + 1]!);
+          if (end - pos >= need) {
+            if (!this.parseHeader(chunk, pos)) return;
+            pos += need;
+            if (this.payloadLength === 0) {
+              this.endFrame(chunk, pos, pos);
+              continue;
+            }
+          } else {
+            pos = this.gatherHeader(chunk, pos);
+            continue;
+          }
+        } else {
+          pos = this.gatherHeader(chunk, pos);
+          continue;
+        }
+      }
+      // State.Payload
+      const take = Math.min(end - pos, this.payloadLength - this.payloadRead);
+      const stop = pos + take;
+      if (this.masked) maskInPlace(chunk, pos, stop, this.maskKey, this.payloadRead);
+      if (this.payloadRead === 0 && take === this.payloadLength) {
+        // The whole payload is in this chunk.
+        this.endFrame(chunk, pos, stop);
+      } else {
+        this.partialPayload(chunk, pos, stop);
+      }
+      pos = stop;
+    }
+  }
+
+  /** Copies header bytes into the scratch; parses the header once it is whole. */
+  private gatherHeader(chunk: Buffer, pos: number): number {
+    const hdr = (this.hdr ??= Buffer.allocUnsafe(14));
+    const end = chunk.length;
+    if (this.hdrHave < 2) {
+      const n = Math.min(2 - this.hdrHave, end - pos);
+      for (let i = 0; i < n; i++) hdr[this.hdrHave++] = chunk[pos++]!;
+      if (this.hdrHave < 2) return pos;
+    }
+    const need = headerLength(hdr[1]!);
+    const n = Math.min(need - this.hdrHave, end - pos);
+    for (let i = 0; i < n; i++) hdr[this.hdrHave++] = chunk[pos++]!;
+    if (this.hdrHave < need) return pos;
+    this.hdrHave = 0;
+    if (!this.parseHeader(hdr, 0)) return end;
+    if (this.payloadLength === 0) this.endFrame(chunk, pos, pos);
+    return pos;
+  }
+
+  /** Decodes and checks a whole header at `buf[pos]`. Returns false when it failed the connection. */
+  private parseHeader(buf: Buffer, pos: number): boolean {
+    const b0 = buf[pos]!;
+    const b1 = buf[pos + 1]!;
+    const fin = (b0 & 0x80) !== 0;
+    const rsv1 = (b0 & 0x40) !== 0;
+    const opcode = b0 & 0x0f;
+    const masked = (b1 & 0x80) !== 0;
+    let len = b1 & 0x7f;
+    let p = pos + 2;
+
+    // RFC 6455 §5.2: RSV bits must be 0 unless an extension defines them.
+    if ((b0 & 0x30) !== 0) return this.fail(CloseCode.ProtocolError, 'reserved bits RSV2/RSV3 set');
+    if (!isKnownOpcode(opcode)) return this.fail(CloseCode.ProtocolError, `reserved opcode 0x${opcode.toString(16)}`);
+    if (masked !== this.expectMasked) {
+      return this.fail(
+        CloseCode.ProtocolError,
+        this.expectMasked ? 'client frame is not masked' : 'server frame is masked',
+      );
+    }
+    if (isControlOpcode(opcode)) {
+      // RFC 6455 §5.5: control frames are never fragmented and carry <= 125 bytes.
+      if (!fin) return this.fail(CloseCode.ProtocolError, 'fragmented control frame');
+      if (len > MAX_CONTROL_PAYLOAD) return this.fail(CloseCode.ProtocolError, 'control frame payload over 125 bytes');
+      if (rsv1) return this.fail(CloseCode.ProtocolError, 'RSV1 set on a control frame');
+    } else if (opcode === Opcode.Continuation) {
+      if (this.msgOpcode === 0) return this.fail(CloseCode.ProtocolError, 'continuation frame with no message started');
+      // RFC 7692 §6: RSV1 marks only the first frame of a compressed message.
+      if (rsv1) return this.fail(CloseCode.ProtocolError, 'RSV1 set on a continuation frame');
+    } else {
+      if (this.msgOpcode !== 0) return this.fail(CloseCode.ProtocolError, 'new data frame while a fragmented message is in progress');
+      if (rsv1 && !this.allowRsv1) return this.fail(CloseCode.ProtocolError, 'reserved bit RSV1 set without a negotiated extension');
+    }
+
+    if (len === 126) {
+      len = (buf[p]! << 8) | buf[p + 1]!;
+      p += 2;
+    } else if (len === 127) {
+      const hi = buf.readUInt32BE(p);
+      const lo = buf.readUInt32BE(p + 4);
+      p += 8;
+      if (hi & 0x80000000) return this.fail(CloseCode.ProtocolError, 'payload length has its most significant bit set');
+      // Anything past 2^53 is far beyond any maxPayload; clamp so the check below fails it.
+      len = hi > 0x1fffff ? Number.MAX_SAFE_INTEGER : hi * 0x100000000 + lo;
+    }
+
+    if (!isControlOpcode(opcode) && this.msgLength + len > this.maxPayload) {
+      return this.fail(CloseCode.MessageTooBig, `message exceeds maxPayload of ${this.maxPayload} bytes`);
+    }
+
+    if (masked) {
+      const k = this.maskKey;
+      k[0] = buf[p]!;
+      k[1] = buf[p + 1]!;
+      k[2] = buf[p + 2]!;
+      k[3] = buf[p + 3]!;
+    }
+
+    this.fin = fin;
+    this.opcode = opcode;
+    this.masked = masked;
+    this.payloadLength = len;
+    this.payloadRead = 0;
+    if (opcode === Opcode.Text || opcode === Opcode.Binary) {
+      this.msgOpcode = opcode;
+      this.msgCompressed = rsv1;
+      this.msgLength = 0;
+      this.utf8?.reset();
+    }
+    this.state = State.Payload;
+    return true;
+  }
+
+  /** Part of a frame's payload, `chunk[start, end)`, already unmasked. */
+  private partialPayload(chunk: Buffer, start: number, end: number): void {
+    const n = end - start;
+    if (isControlOpcode(this.opcode)) {
+      const ctl = (this.ctlBuf ??= Buffer.allocUnsafe(MAX_CONTROL_PAYLOAD));
+      chunk.copy(ctl, this.payloadRead, start, end);
+      this.payloadRead += n;
+      if (this.payloadRead === this.payloadLength) {
+        this.state = State.Header;
+        this.control(ctl.subarray(0, this.payloadLength));
+      }
+      return;
+    }
+    if (!this.appendData(chunk, start, end)) return;
+    this.payloadRead += n;
+    if (this.payloadRead === this.payloadLength) {
+      this.state = State.Header;
+      if (this.fin) this.deliverAssembled();
+    }
+  }
+
+  /** A frame whose whole payload is `chunk[start, end)` (unmasked), or empty. */
+  private endFrame(chunk: Buffer, start: number, end: number): void {
+    this.state = State.Header;
+    const opcode = this.opcode;
+    if (isControlOpcode(opcode)) {
+      this.control(start === end ? EMPTY : chunk.subarray(start, end));
+      return;
+    }
+    if (this.fin && this.msgBuf === null && this.msgLength === 0) {
+      // Fast path: an unfragmented message handed out as a view of the chunk.
+      const data = start === end ? EMPTY : chunk.subarray(start, end);
+      const isText = this.msgOpcode === Opcode.Text;
+      this.msgOpcode = 0;
+      if (isText && !this.msgCompressed && !isUtf8(data)) {
+        this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8');
+        return;
+      }
+      this.events.onMessage(data, !isText, this.msgCompressed);
+      return;
+    }
+    if (end > start && !this.appendData(chunk, start, end)) return;
+    if (this.fin) this.deliverAssembled();
+  }
+
+  /** Appends payload bytes to the message being assembled, validating text as it goes. */
+  private appendData(chunk: Buffer, start: number, end: number): boolean {
+    const n = end - start;
+    if (this.msgOpcode === Opcode.Text && !this.msgCompressed) {
+      const v = (this.utf8 ??= new Utf8Validator());
+      if (!v.feed(chunk, start, end)) {
+        this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8');
+        return false;
+      }
+    }
+    const needed = this.msgLength + n;
+    let buf = this.msgBuf;
+    if (buf === null || buf.length < needed) {
+      // Reserve the rest of this frame at once; grow geometrically across
+      // fragments, never beyond maxPayload.
+      const frameRest = this.payloadLength - this.payloadRead;
+      let cap = this.msgLength + frameRest;
+      if (!this.fin) cap = Math.max(cap, Math.min(this.maxPayload, Math.max(1024, (buf?.length ?? 0) * 2)));
+      const next = Buffer.allocUnsafe(Math.max(cap, needed));
+      if (buf !== null && this.msgLength > 0) buf.copy(next, 0, 0, this.msgLength);
+      buf = this.msgBuf = next;
+    }
+    chunk.copy(buf, this.msgLength, start, end);
+    this.msgLength = needed;
+    return true;
+  }
+
+  private deliverAssembled(): void {
+    const isText = this.msgOpcode === Opcode.Text;
+    const compressed = this.msgCompressed;
+    if (isText && !compressed && this.utf8 !== null && this.msgLength > 0 && !this.utf8.complete) {
+      this.fail(CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence');
+      return;
+    }
+    const data = this.msgBuf === null ? EMPTY : this.msgBuf.subarray(0, this.msgLength);
+    this.msgBuf = null;
+    this.msgLength = 0;
+    this.msgOpcode = 0;
+    this.events.onMessage(data, !isText, compressed);
+  }
+
+  private control(payload: Buffer): void {
+    this.events.onControl(this.opcode, payload);
+  }
+
+  private fail(code: number, reason: string): false {
+    this.stop();
+    this.events.onProtocolError(new ProtocolError(code, reason));
+    return false;
+  }
+}
+
+/** Header length implied by the second header byte: 2, 4 or 10 bytes, plus 4 when masked. */
+function headerLength(b1: number): number {
+  const len7 = b1 & 0x7f;
+  return 2 + (len7 === 126 ? 2 : len7 === 127 ? 8 : 0) + (b1 & 0x80 ? 4 : 0);
+}
