@@ -1,0 +1,151 @@
+/**
+ * `fullduplex connect URL`: an interactive client. Lines typed are sent as
+ * text messages; received messages are printed with direction markers.
+ * `--echo` sends every received message back with its type and exits when
+ * the server closes.
+ */
+import { createInterface } from 'node:readline';
+import { WebSocket } from '../node/client.js';
+import { UsageError, parse } from './args.js';
+
+const HELP = `Usage: fullduplex connect URL [options]
+
+Opens a WebSocket connection. Lines typed are sent as text messages; received
+messages are printed after "< " (binary ones as hex). End input (Ctrl-D) to
+close the connection normally.
+
+Options:
+  -p, --protocol P        offer subprotocol P (repeatable)
+  -H, --header 'K: V'     add a request header (repeatable)
+  -o, --origin ORIGIN     send an Origin header
+      --echo              echo every received message back; exit on the server's close
+      --insecure          do not verify the server's TLS certificate (wss)
+      --timeout MS        handshake timeout in milliseconds (default 10000)
+  -q, --quiet             print only received messages
+  -h, --help              show this help
+
+Exit status: 0 after a clean close, 1 when the connection fails (handshake
+refused, timeout, protocol error, connection lost), 2 for bad usage.
+`;
+
+/** Close codes that end a session normally. */
+const NORMAL_CODES = new Set([1000, 1001, 1005]);
+
+export async function connectCommand(args: string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parse(
+      args,
+      {
+        protocol: { type: 'string', short: 'p', multiple: true },
+        header: { type: 'string', short: 'H', multiple: true },
+        origin: { type: 'string', short: 'o' },
+        echo: { type: 'boolean' },
+        insecure: { type: 'boolean' },
+        timeout: { type: 'string' },
+        quiet: { type: 'boolean', short: 'q' },
+        help: { type: 'boolean', short: 'h' },
+      },
+      true,
+    );
+    if (parsed.values.help) {
+      process.stdout.write(HELP);
+      return 0;
+    }
+    if (parsed.positionals.length !== 1) throw new UsageError('expected exactly one URL');
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`fullduplex connect: ${err.message}\n\n${HELP}`);
+      return 2;
+    }
+    throw err;
+  }
+  const { values, positionals } = parsed;
+  const url = positionals[0]!;
+
+  const headers: Record<string, string> = {};
+  for (const h of values.header ?? []) {
+    const i = h.indexOf(':');
+    if (i <= 0) {
+      process.stderr.write(`fullduplex connect: invalid header "${h}" (expected "Name: value")\n`);
+      return 2;
+    }
+    headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
+  }
+  const timeout = values.timeout === undefined ? 10_000 : Number(values.timeout);
+  if (!(timeout > 0)) {
+    process.stderr.write(`fullduplex connect: invalid timeout "${values.timeout}"\n`);
+    return 2;
+  }
+
+  let ws: WebSocket;
+  try {
+    ws = new WebSocket(url, values.protocol ?? [], {
+      headers,
+      handshakeTimeout: timeout,
+      ...(values.origin !== undefined ? { origin: values.origin } : {}),
+      ...(values.insecure ? { tls: { rejectUnauthorized: false } } : {}),
+    });
+  } catch (err) {
+    process.stderr.write(`fullduplex connect: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 2;
+  }
+  ws.binaryType = 'nodebuffer';
+  const quiet = values.quiet === true;
+  const echo = values.echo === true;
+  const info = (line: string): void => {
+    if (!quiet) process.stderr.write(line + '\n');
+  };
+
+  return new Promise<number>((resolve) => {
+    let failure: string | null = null;
+    let rl: ReturnType<typeof createInterface> | null = null;
+
+    ws.onopen = () => {
+      info(`connected to ${ws.url}${ws.protocol ? ` (subprotocol: ${ws.protocol})` : ''}`);
+      if (echo) return;
+      rl = createInterface({ input: process.stdin, terminal: false });
+      rl.on('line', (line) => {
+        if (ws.readyState !== WebSocket.OPEN) return;
+        ws.send(line);
+        if (!quiet && process.stdin.isTTY !== true) info(`> ${line}`);
+      });
+      rl.on('close', () => {
+        // End of input: close the connection normally.
+        if (ws.readyState === WebSocket.OPEN) ws.close(1000);
+      });
+    };
+    ws.onmessage = (event: MessageEvent) => {
+      const data = event.data as Buffer | string;
+      if (typeof data === 'string') {
+        // In echo mode (conformance runs send megabytes), long texts are shortened for display.
+        process.stdout.write(`< ${echo && data.length > 1000 ? data.slice(0, 1000) + `… [${data.length} chars]` : data}\n`);
+      } else {
+        process.stdout.write(`< [binary ${data.length} bytes] ${data.subarray(0, 64).toString('hex')}${data.length > 64 ? '…' : ''}\n`);
+      }
+      if (echo) ws.send(data);
+    };
+    ws.onerror = (event: Event) => {
+      const message = (event as Event & { message?: string }).message;
+      failure = message !== undefined && message !== '' ? message : 'connection error';
+    };
+    ws.onclose = (event: CloseEvent) => {
+      rl?.close();
+      process.stdin.pause();
+      const reason = event.reason ? ` (${event.reason})` : '';
+      if (failure !== null) {
+        process.stderr.write(`fullduplex connect: ${failure}\n`);
+        resolve(1);
+      } else if (!event.wasClean) {
+        process.stderr.write(`fullduplex connect: connection closed abnormally, code ${event.code}${reason}\n`);
+        resolve(1);
+      } else if (!NORMAL_CODES.has(event.code)) {
+        process.stderr.write(`fullduplex connect: closed with code ${event.code}${reason}\n`);
+        resolve(1);
+      } else {
+        info(`closed: code ${event.code}${reason}`);
+        resolve(0);
+      }
+    };
+  });
+}

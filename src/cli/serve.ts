@@ -1,0 +1,98 @@
+/**
+ * `fullduplex serve`: an HTTP server with a WebSocket echo endpoint at /echo
+ * that offers the subprotocols "chat" and "superchat".
+ */
+import { createServer } from 'node:http';
+import { WebSocketServer } from '../node/server.js';
+import { UsageError, parse, parsePort } from './args.js';
+
+const HELP = `Usage: fullduplex serve [--port 8080] [--host 127.0.0.1]
+
+Runs an HTTP server with a WebSocket endpoint at /echo that echoes every
+message with its type, offering the subprotocols "chat" and "superchat"
+(the first one the client offers is chosen). WebSocket handshakes on any
+other path are echoed the same way.
+
+Options:
+  --port N       port to listen on (default 8080; 0 picks a free one)
+  --host ADDR    address to listen on (default 127.0.0.1)
+  -h, --help     show this help
+`;
+
+export async function serveCommand(args: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parse(args, { port: { type: 'string' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, false));
+  } catch (err) {
+    if (err instanceof UsageError) {
+      process.stderr.write(`fullduplex serve: ${err.message}\n\n${HELP}`);
+      return 2;
+    }
+    throw err;
+  }
+  if (values.help) {
+    process.stdout.write(HELP);
+    return 0;
+  }
+  let port: number;
+  try {
+    port = parsePort(values.port, 8080);
+  } catch (err) {
+    process.stderr.write(`fullduplex serve: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const host = values.host ?? '127.0.0.1';
+
+  const http = createServer((req, res) => {
+    if (req.url === '/' || req.url === '/index.html') {
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('fullduplex server. WebSocket echo endpoint: /echo (subprotocols: chat, superchat)\n');
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+    res.end('not found\n');
+  });
+  const wss = new WebSocketServer({
+    server: http,
+    // /echo is the documented endpoint; other paths echo too, so a
+    // conformance client pointed at the bare host:port also works.
+    // The first subprotocol the client offered that the server knows.
+    protocols: ['chat', 'superchat'],
+    handler: {
+      message(ws, data, isBinary) {
+        ws.send(data, { binary: isBinary });
+      },
+    },
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(port, host, () => {
+      http.off('error', reject);
+      resolve();
+    });
+  }).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`cannot listen on ${host}:${port}: ${err.code ?? err.message}`);
+  });
+  const addr = http.address();
+  const actualPort = typeof addr === 'object' && addr !== null ? addr.port : port;
+  const shownHost = host.includes(':') ? `[${host}]` : host;
+  process.stdout.write(`fullduplex serve: listening on ws://${shownHost}:${actualPort}/echo\n`);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (): void => {
+      if (stopping) {
+        process.exit(130);
+      }
+      stopping = true;
+      process.stdout.write('fullduplex serve: shutting down\n');
+      void wss.close(2000).then(() => {
+        http.close(() => resolve(0));
+        http.closeAllConnections();
+      });
+    };
+    process.on('SIGINT', stop);
+    process.on('SIGTERM', stop);
+  });
+}
