@@ -9,6 +9,19 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
+# Debian packages for the interop peers (we are root on CI machines).
+apt_pkgs=()
+if ! /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1; then apt_pkgs+=(python3 python3-websockets); fi
+if [ "${#apt_pkgs[@]}" -gt 0 ]; then
+  echo "test.sh: installing Debian packages: ${apt_pkgs[*]}"
+  if [ "$(id -u)" = 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+  else
+    echo "test.sh: not root: install ${apt_pkgs[*]} yourself; the interop tests that need them will fail" >&2
+  fi
+fi
+
 npm run build
 npx tsc --noEmit -p tsconfig.json
 
