@@ -34,6 +34,8 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  * 1000-1003, 1007-1014 and the 3000-4999 ranges for libraries and applications.
  */
 export function isValidWireCloseCode(code: number): boolean {
+  // A close code is a 2-byte unsigned integer (RFC 6455 §5.5.1): 1000.5 is not 1000.
+  if (!Number.isInteger(code)) return false;
   return (
     (code >= 1000 && code <= 1003) ||
     (code >= 1007 && code <= 1014) ||

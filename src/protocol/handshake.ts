@@ -135,8 +135,15 @@ export function buildAcceptResponse(
     'HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ' +
     acceptKey(key) +
     '\r\n';
-  if (protocol) s += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
-  if (extensions) s += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+  // These values may come from application callbacks: never let one end the header block.
+  if (protocol) {
+    checkHeaderValue('Sec-WebSocket-Protocol', protocol);
+    s += `Sec-WebSocket-Protocol: ${protocol}\r\n`;
+  }
+  if (extensions) {
+    checkHeaderValue('Sec-WebSocket-Extensions', extensions);
+    s += `Sec-WebSocket-Extensions: ${extensions}\r\n`;
+  }
   if (extraHeaders) {
     for (const [k, v] of Object.entries(extraHeaders)) {
       checkHeaderValue(k, v);

@@ -131,6 +131,9 @@ export class FrameParser {
       }
       // State.Payload
       const take = Math.min(end - pos, this.payloadLength - this.payloadRead);
+      // The header ended the chunk: wait for payload bytes, so a payload that
+      // then arrives whole still takes the no-copy path.
+      if (take === 0) break;
       const stop = pos + take;
       if (this.masked) maskInPlace(chunk, pos, stop, this.maskKey, this.payloadRead);
       if (this.payloadRead === 0 && take === this.payloadLength) {
@@ -239,12 +242,15 @@ export class FrameParser {
   private partialPayload(chunk: Buffer, start: number, end: number): void {
     const n = end - start;
     if (isControlOpcode(this.opcode)) {
-      const ctl = (this.ctlBuf ??= Buffer.allocUnsafe(MAX_CONTROL_PAYLOAD));
+      // A buffer of its own per frame: the payload is handed out and may be kept.
+      let ctl = this.ctlBuf;
+      if (ctl === null || this.payloadRead === 0) ctl = this.ctlBuf = Buffer.allocUnsafe(this.payloadLength);
       chunk.copy(ctl, this.payloadRead, start, end);
       this.payloadRead += n;
       if (this.payloadRead === this.payloadLength) {
         this.state = State.Header;
-        this.control(ctl.subarray(0, this.payloadLength));
+        this.ctlBuf = null;
+        this.control(ctl);
       }
       return;
     }

@@ -28,6 +28,9 @@ export class Utf8Validator {
 
   reset(): void {
     this.need = 0;
+    // The range narrowed by an open E0, ED, F0 or F4 must not outlive it.
+    this.lower = 0x80;
+    this.upper = 0xbf;
   }
 
   /**
