@@ -6,6 +6,7 @@
  */
 import { createInterface } from 'node:readline';
 import { WebSocket } from '../node/client.js';
+import type { CloseEvent, MessageEvent } from '../node/events.js';
 import { UsageError, parse } from './args.js';
 
 const HELP = `Usage: fullduplex connect URL [options]
@@ -21,6 +22,8 @@ Options:
       --echo              echo every received message back; exit on the server's close
       --insecure          do not verify the server's TLS certificate (wss)
       --timeout MS        handshake timeout in milliseconds (default 10000)
+      --wait MS           after end of input, wait up to MS for as many messages
+                          as were sent before closing (default 2000)
   -q, --quiet             print only received messages
   -h, --help              show this help
 
@@ -43,6 +46,7 @@ export async function connectCommand(args: string[]): Promise<number> {
         echo: { type: 'boolean' },
         insecure: { type: 'boolean' },
         timeout: { type: 'string' },
+        wait: { type: 'string' },
         quiet: { type: 'boolean', short: 'q' },
         help: { type: 'boolean', short: 'h' },
       },
@@ -78,6 +82,12 @@ export async function connectCommand(args: string[]): Promise<number> {
     return 2;
   }
 
+  const wait = values.wait === undefined ? 2000 : Number(values.wait);
+  if (!(wait >= 0)) {
+    process.stderr.write(`fullduplex connect: invalid wait "${values.wait}"\n`);
+    return 2;
+  }
+
   let ws: WebSocket;
   try {
     ws = new WebSocket(url, values.protocol ?? [], {
@@ -100,6 +110,14 @@ export async function connectCommand(args: string[]): Promise<number> {
   return new Promise<number>((resolve) => {
     let failure: string | null = null;
     let rl: ReturnType<typeof createInterface> | null = null;
+    let sent = 0;
+    let received = 0;
+    let inputEnded = false;
+    let waitTimer: NodeJS.Timeout | null = null;
+    // After end of input, close once the answers to what we sent are in (or the wait is over).
+    const closeIfAnswered = (): void => {
+      if (inputEnded && received >= sent && ws.readyState === WebSocket.OPEN) ws.close(1000);
+    };
 
     ws.onopen = () => {
       info(`connected to ${ws.url}${ws.protocol ? ` (subprotocol: ${ws.protocol})` : ''}`);
@@ -108,14 +126,21 @@ export async function connectCommand(args: string[]): Promise<number> {
       rl.on('line', (line) => {
         if (ws.readyState !== WebSocket.OPEN) return;
         ws.send(line);
+        sent++;
         if (!quiet && process.stdin.isTTY !== true) info(`> ${line}`);
       });
       rl.on('close', () => {
         // End of input: close the connection normally.
-        if (ws.readyState === WebSocket.OPEN) ws.close(1000);
+        inputEnded = true;
+        closeIfAnswered();
+        if (ws.readyState === WebSocket.OPEN) {
+          waitTimer = setTimeout(() => {
+            if (ws.readyState === WebSocket.OPEN) ws.close(1000);
+          }, wait);
+        }
       });
     };
-    ws.onmessage = (event: MessageEvent) => {
+    ws.onmessage = (event: MessageEvent<unknown>) => {
       const data = event.data as Buffer | string;
       if (typeof data === 'string') {
         // In echo mode (conformance runs send megabytes), long texts are shortened for display.
@@ -123,13 +148,16 @@ export async function connectCommand(args: string[]): Promise<number> {
       } else {
         process.stdout.write(`< [binary ${data.length} bytes] ${data.subarray(0, 64).toString('hex')}${data.length > 64 ? '…' : ''}\n`);
       }
+      received++;
       if (echo) ws.send(data);
+      else closeIfAnswered();
     };
     ws.onerror = (event: Event) => {
       const message = (event as Event & { message?: string }).message;
       failure = message !== undefined && message !== '' ? message : 'connection error';
     };
     ws.onclose = (event: CloseEvent) => {
+      if (waitTimer !== null) clearTimeout(waitTimer);
       rl?.close();
       process.stdin.pause();
       const reason = event.reason ? ` (${event.reason})` : '';
