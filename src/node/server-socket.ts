@@ -79,6 +79,10 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents {
   private readonly host: ConnectionHost<T>;
   private flags = 0;
   private closeTimer: NodeJS.Timeout | null = null;
+  /** When the outstanding keepalive ping was sent (Date.now()). */
+  private pingSentAt = 0;
+  /** Write callback used while a send's backpressure is pending (made once, on first need). */
+  private onWritten: ((err?: Error | null) => void) | null = null;
   /** Topics this connection is subscribed to (null until the first subscribe). */
   topics: Set<string> | null = null;
 
@@ -196,19 +200,33 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents {
       this.conn.writer.discard();
       return;
     }
-    if (!flushWriter(this.conn.writer, this.socket)) this.flags |= WANT_DRAIN;
+    // While a send's backpressure is pending, learn from the write callback
+    // when the bytes left the socket: the socket emits 'drain' only if its own
+    // buffer went over its own mark, which may be above ours or never reached.
+    let written: ((err?: Error | null) => void) | undefined;
+    if (this.flags & WANT_DRAIN) {
+      written = this.onWritten ??= (err) => {
+        if (!err) this.socketDrained();
+      };
+    }
+    flushWriter(this.conn.writer, this.socket, written);
     if (this.conn.wantsTransportClose) this.endTransport();
   }
 
-  /** Keepalive sweep step: returns false if the peer stayed silent since the last ping. @internal */
-  keepaliveTick(): boolean {
+  /**
+   * Keepalive sweep step at time `now`: pings a peer that was silent since the
+   * last sweep; returns false once its ping went unanswered for `timeout` ms
+   * (which may span several sweeps). @internal
+   */
+  keepaliveTick(now: number, timeout: number): boolean {
     const f = this.flags;
     if (f & ACTIVE) {
       this.flags = f & ~(ACTIVE | PING_OUTSTANDING);
       return true;
     }
-    if (f & PING_OUTSTANDING) return false;
+    if (f & PING_OUTSTANDING) return now - this.pingSentAt < timeout;
     this.flags = f | PING_OUTSTANDING;
+    this.pingSentAt = now;
     this.ping();
     return true;
   }
@@ -313,10 +331,17 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents {
 
   /** @internal */
   socketDrained(): void {
-    if (this.flags & WANT_DRAIN && this.bufferedAmount <= this.host.highWaterMark) {
+    if (this.flags & WANT_DRAIN && !(this.flags & SOCKET_CLOSED) && this.bufferedAmount <= this.host.highWaterMark) {
       this.flags &= ~WANT_DRAIN;
       const onDrain = this.host.handler.drain;
-      if (onDrain !== undefined) onDrain(this);
+      if (onDrain === undefined) return;
+      try {
+        onDrain(this);
+      } catch (err) {
+        this.conn.fail(CloseCode.InternalError, 'internal error');
+        this.reportError(err);
+        this.flush();
+      }
     }
   }
 

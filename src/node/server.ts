@@ -150,6 +150,17 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
         connectionsCheckingInterval: Math.min(1000, this.handshakeTimeout),
       },
       (req, res) => {
+      // Node hands over as upgrades only requests with both Upgrade and
+      // Connection: upgrade; one carrying WebSocket headers without them is a
+      // broken handshake, answered with the check's status (RFC 6455 §4.2.1: 400).
+      if (req.headers.upgrade !== undefined || req.headers['sec-websocket-key'] !== undefined) {
+        const checked = checkUpgradeRequest({ method: req.method ?? '', httpVersion: req.httpVersion, headers: req.headers });
+        if (!checked.ok) {
+          res.writeHead(checked.status, { ...checked.headers, 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+          res.end(checked.message);
+          return;
+        }
+      }
       const body = 'This is a WebSocket endpoint: connect with a WebSocket client.\n';
       res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13' });
       res.end(body);
@@ -260,7 +271,10 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
     if (decision instanceof Promise) {
       // The client gets handshakeTimeout for the hook too; a socket that closes meanwhile is forgotten.
       this.pending.add(socket);
-      const timer = setTimeout(() => refuse(socket, 503, 'handshake timed out'), this.handshakeTimeout);
+      const timer = setTimeout(() => {
+        this.pending.delete(socket);
+        refuse(socket, 503, 'handshake timed out');
+      }, this.handshakeTimeout);
       decision.then(
         (d) => {
           clearTimeout(timer);
@@ -314,6 +328,8 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
     s.write(response);
     const ws = new ServerWebSocket<T>(this, s, data as T, info.protocol ?? '', '', this.maxPayload);
     this.clients.add(ws);
+    // Connections handed over by handleUpgrade alone (no attach) need the sweep too.
+    this.startKeepalive();
     ws.opened(head.length > 0 ? head : null);
   }
 
@@ -390,16 +406,22 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
   }
 
   private keepaliveSweep(): void {
+    const keepalive = this.keepalive;
+    if (keepalive === null) return;
+    const now = Date.now();
     let pinged = false;
     for (const ws of this.clients) {
-      if (!ws.keepaliveTick()) ws.terminate();
+      if (!ws.keepaliveTick(now, keepalive.timeout)) ws.terminate();
       else if (ws.keepaliveExpired) pinged = true;
     }
-    if (pinged && this.keepalive !== null && this.keepaliveDeadline === null) {
+    // A timeout within the interval ends before the next sweep, so a timer
+    // enforces it for the pings of this sweep; a longer one (which would cut
+    // short the pings of later sweeps) is enforced by the sweeps themselves.
+    if (pinged && keepalive.timeout <= keepalive.interval && this.keepaliveDeadline === null) {
       this.keepaliveDeadline = setTimeout(() => {
         this.keepaliveDeadline = null;
         for (const ws of this.clients) if (ws.keepaliveExpired) ws.terminate();
-      }, this.keepalive.timeout);
+      }, keepalive.timeout);
       this.keepaliveDeadline.unref();
     }
   }
@@ -421,7 +443,6 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
     this.keepaliveTimer = this.keepaliveDeadline = null;
     const server = this.httpServer;
     const owned = this.ownsHttpServer;
-    this.detach();
     let serverClosed: Promise<void> = Promise.resolve();
     if (server !== null && owned) {
       serverClosed = new Promise((resolve) => server.close(() => resolve()));
@@ -437,15 +458,18 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
             resolve();
           }
         }, 10);
+        // Terminated sockets report 'close' asynchronously; the check above
+        // resolves once they have, so close handlers have run by then.
         const deadline = setTimeout(() => {
-          clearInterval(check);
           for (const ws of this.clients) ws.terminate();
-          resolve();
         }, timeout);
       });
       for (const ws of this.clients) ws.close(CloseCode.GoingAway, 'server shutting down');
       await allClosed;
     }
+    // Detached only now: until the connections are gone, handshakes routed
+    // here are answered 503 rather than left to the HTTP server.
+    this.detach();
     if (owned && server !== null) server.closeAllConnections();
     await serverClosed;
   }
