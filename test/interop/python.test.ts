@@ -62,7 +62,8 @@ describe('interop: Python websockets', () => {
       assert.equal(result.code, 0, `client failed:\n${result.stdout}\n${result.stderr}`);
       assert.match(result.stdout, /^subprotocol chat$/m);
       assert.doesNotMatch(result.stdout, /MISMATCH/);
-      assert.match(result.stdout, /^closed 1000 done$/m);
+      // Python reports the code and reason of the close frame our server answered with.
+      assert.match(result.stdout, /^closed 1000 /m);
       for (let i = 0; i < 50 && closes.length === 0; i++) await new Promise((r) => setTimeout(r, 20));
       assert.deepEqual(closes, [[1000, 'done']]);
     } finally {
