@@ -179,7 +179,8 @@ export class Connection implements ParserEvents {
     if (this.failed) return;
     this.failed = true;
     this.parser.stop();
-    if (!this.closeSentFlag) this.writeClose(code, reason);
+    // A control frame carries at most 125 bytes (RFC 6455 §5.5): the reason is cut to fit.
+    if (!this.closeSentFlag) this.writeClose(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
   }
 
   // ParserEvents: called by the parser while `receive` runs.
@@ -229,6 +230,16 @@ export class Connection implements ParserEvents {
     this.closeReason = reason;
     this.writer.frame(FIN | Opcode.Close, encodeClosePayload(code, reason));
   }
+}
+
+/** Cuts `text` to at most `max` UTF-8 bytes without splitting a character. */
+export function truncateUtf8(text: string, max: number): string {
+  if (Buffer.byteLength(text) <= max) return text;
+  const bytes = Buffer.from(text, 'utf8');
+  let end = max;
+  // Step back over continuation bytes to the start of the cut character.
+  while (end > 0 && (bytes[end]! & 0xc0) === 0x80) end--;
+  return bytes.subarray(0, end).toString('utf8');
 }
 
 function checkControlPayload(payload: Uint8Array): void {

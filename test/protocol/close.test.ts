@@ -338,3 +338,21 @@ describe('RFC 6455 §7.4.1: reserved codes are reported, never sent', () => {
     assert.equal(h.conn.closeCode, 1006);
   });
 });
+
+describe('RFC 6455 §5.5: a failure reason is cut to fit a control frame', () => {
+  it('fail() with a 200-byte reason sends a close payload of at most 125 bytes, cut on a character boundary', async () => {
+    const { Connection, truncateUtf8 } = await import('../../src/protocol/connection.js');
+    const events = { onMessage() {}, onPing() {}, onPong() {}, onPeerClose() {}, onFail() {} };
+    const conn = new Connection(events, { role: 'server', maxPayload: 1024 });
+    conn.fail(1011, 'é'.repeat(100));
+    const out = conn.writer.take();
+    const bytes = Buffer.concat(out === null ? [] : Array.isArray(out) ? out : [out]);
+    assert.equal(bytes[0], 0x88);
+    const len = bytes[1]! & 0x7f;
+    assert.ok(len <= 125, `close payload is ${len} bytes`);
+    assert.equal(bytes.readUInt16BE(2), 1011);
+    assert.equal(bytes.subarray(4, 2 + len).toString('utf8'), 'é'.repeat(61));
+    assert.equal(truncateUtf8('abc', 2), 'ab');
+    assert.equal(truncateUtf8('a€', 3), 'a');
+  });
+});
