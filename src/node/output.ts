@@ -22,3 +22,29 @@ export function flushWriter(writer: FrameWriter, socket: Socket, written?: (err?
   socket.uncork();
   return ok;
 }
+
+/** Something with frames to write once per tick. */
+export interface Flushable {
+  flush(): void;
+}
+
+// Connections (server and client alike) with frames queued outside a receive
+// pass: one microtask per tick flushes each of them once.
+let dirty: Flushable[] = [];
+let flushScheduled = false;
+
+function flushQueued(): void {
+  const list = dirty;
+  dirty = [];
+  flushScheduled = false;
+  for (let i = 0; i < list.length; i++) list[i]!.flush();
+}
+
+/** Flushes `target` later this tick. The caller keeps its own "already queued" flag. */
+export function queueFlush(target: Flushable): void {
+  dirty.push(target);
+  if (!flushScheduled) {
+    flushScheduled = true;
+    queueMicrotask(flushQueued);
+  }
+}

@@ -15,7 +15,7 @@ import { CloseCode } from '../protocol/close.js';
 import { Connection, type ConnectionEvents } from '../protocol/connection.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import { isUtf8 } from '../protocol/utf8.js';
-import { flushWriter } from './output.js';
+import { flushWriter, queueFlush } from './output.js';
 
 export interface SendOptions {
   /** Send as a binary message. Defaults to true for bytes and false for strings. */
@@ -53,17 +53,6 @@ const ACTIVE = 8; // data arrived since the last keepalive sweep
 const PING_OUTSTANDING = 16; // a keepalive ping is awaiting any traffic
 const WANT_DRAIN = 32; // a send reported backpressure; call drain() when it clears
 const TRANSPORT_ENDING = 64;
-
-// Connections with frames queued outside a receive pass, flushed together once per tick.
-let dirty: ServerWebSocket<unknown>[] = [];
-let flushScheduled = false;
-
-function flushDirty(): void {
-  const list = dirty;
-  dirty = [];
-  flushScheduled = false;
-  for (let i = 0; i < list.length; i++) list[i]!.flush();
-}
 
 /** A WebSocket connection accepted by a `WebSocketServer`. */
 export class ServerWebSocket<T = unknown> implements ConnectionEvents {
@@ -240,11 +229,7 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents {
     const f = this.flags;
     if ((f & (IN_RECEIVE | FLUSH_QUEUED)) === 0) {
       this.flags = f | FLUSH_QUEUED;
-      dirty.push(this as ServerWebSocket<unknown>);
-      if (!flushScheduled) {
-        flushScheduled = true;
-        queueMicrotask(flushDirty);
-      }
+      queueFlush(this);
     }
     if (this.bufferedAmount > this.host.highWaterMark) {
       this.flags |= WANT_DRAIN;
