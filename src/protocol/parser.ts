@@ -15,7 +15,7 @@
  */
 import { CloseCode } from './close.js';
 import { ProtocolError } from './errors.js';
-import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode, isKnownOpcode, maskInPlace } from './frame.js';
+import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode, isKnownOpcode, maskWith } from './frame.js';
 import { Utf8Validator, isUtf8 } from './utf8.js';
 
 export interface ParserEvents {
@@ -60,7 +60,11 @@ export class FrameParser {
   private fin = false;
   private opcode = 0;
   private masked = false;
-  private readonly maskKey = new Uint8Array(4);
+  // The frame's masking key, as plain fields (a typed array would cost every idle connection ~200 bytes).
+  private m0 = 0;
+  private m1 = 0;
+  private m2 = 0;
+  private m3 = 0;
   private payloadLength = 0;
   private payloadRead = 0;
 
@@ -135,7 +139,7 @@ export class FrameParser {
       // then arrives whole still takes the no-copy path.
       if (take === 0) break;
       const stop = pos + take;
-      if (this.masked) maskInPlace(chunk, pos, stop, this.maskKey, this.payloadRead);
+      if (this.masked) maskWith(chunk, pos, stop, this.m0, this.m1, this.m2, this.m3, this.payloadRead);
       if (this.payloadRead === 0 && take === this.payloadLength) {
         // The whole payload is in this chunk.
         this.endFrame(chunk, pos, stop);
@@ -216,11 +220,10 @@ export class FrameParser {
     }
 
     if (masked) {
-      const k = this.maskKey;
-      k[0] = buf[p]!;
-      k[1] = buf[p + 1]!;
-      k[2] = buf[p + 2]!;
-      k[3] = buf[p + 3]!;
+      this.m0 = buf[p]!;
+      this.m1 = buf[p + 1]!;
+      this.m2 = buf[p + 2]!;
+      this.m3 = buf[p + 3]!;
     }
 
     this.fin = fin;

@@ -10,7 +10,7 @@
  * Output is handed over with `take()`, once per flush.
  */
 import { randomFillSync } from 'node:crypto';
-import { headerSize, maskInPlace, writeHeader } from './frame.js';
+import { headerSize, maskWith, writeHeader } from './frame.js';
 
 /** Payloads up to this size are copied into the slab beside their header. */
 export const COPY_THRESHOLD = 16 * 1024;
@@ -33,18 +33,34 @@ function reserve(n: number): number {
 // Masking keys come from a pool of cryptographically random bytes, refilled
 // in bulk: RFC 6455 §5.3 asks for an unpredictable key per frame.
 const RANDOM_POOL_SIZE = 8 * 1024;
-let randomPool: Buffer | null = null;
+const randomPool: Buffer = Buffer.allocUnsafeSlow(RANDOM_POOL_SIZE);
 let randomOffset = RANDOM_POOL_SIZE;
 
-export function nextMaskKey(): Uint8Array {
-  if (randomOffset + 4 > RANDOM_POOL_SIZE || randomPool === null) {
-    randomPool ??= Buffer.allocUnsafeSlow(RANDOM_POOL_SIZE);
+/** Takes 4 fresh random bytes; returns their offset in `randomPool`. */
+function takeMaskKey(): number {
+  if (randomOffset + 4 > RANDOM_POOL_SIZE) {
     randomFillSync(randomPool);
     randomOffset = 0;
   }
-  const key = randomPool.subarray(randomOffset, randomOffset + 4);
+  const at = randomOffset;
   randomOffset += 4;
-  return key;
+  return at;
+}
+
+/** A fresh masking key (a copy), for callers outside the writer. */
+export function nextMaskKey(): Uint8Array {
+  const at = takeMaskKey();
+  return Uint8Array.from(randomPool.subarray(at, at + 4));
+}
+
+/** Writes a header whose masking key (when `masked`) is fresh from the pool; returns the payload offset. */
+function writeFrameHeader(target: Buffer, at: number, first: number, len: number, masked: boolean): number {
+  return masked ? writeHeader(target, at, first, len, randomPool, takeMaskKey()) : writeHeader(target, at, first, len, null);
+}
+
+/** Masks `target[p, p + len)` with the key in the 4 bytes just before it (the header's). */
+function maskAfterHeader(target: Buffer, p: number, len: number): void {
+  maskWith(target, p, p + len, target[p - 4]!, target[p - 3]!, target[p - 2]!, target[p - 1]!, 0);
 }
 
 /** Pending output of one connection. */
@@ -70,20 +86,20 @@ export class FrameWriter {
   /** Serialises one frame. `first` is the first header byte (FIN, RSV, opcode). */
   frame(first: number, payload: Uint8Array): void {
     const len = payload.length;
-    const key = this.mask ? nextMaskKey() : null;
-    const hlen = headerSize(len, key !== null);
+    const masked = this.mask;
+    const hlen = headerSize(len, masked);
     if (len <= COPY_THRESHOLD) {
       const at = this.extend(hlen + len);
-      const p = writeHeader(slab, at, first, len, key);
+      const p = writeFrameHeader(slab, at, first, len, masked);
       if (len > 0) {
         slab.set(payload, p);
-        if (key !== null) maskInPlace(slab, p, p + len, key, 0);
+        if (masked) maskAfterHeader(slab, p, len);
       }
-    } else if (key !== null) {
+    } else if (masked) {
       const out = Buffer.allocUnsafe(hlen + len);
-      const p = writeHeader(out, 0, first, len, key);
+      const p = writeFrameHeader(out, 0, first, len, true);
       out.set(payload, p);
-      maskInPlace(out, p, p + len, key, 0);
+      maskAfterHeader(out, p, len);
       this.enqueue(out);
     } else {
       const at = this.extend(hlen);
@@ -98,13 +114,13 @@ export class FrameWriter {
     // Short strings: at most 3 bytes per UTF-16 unit, so an upper bound fits the slab.
     if (text.length * 3 <= COPY_THRESHOLD) {
       const len = Buffer.byteLength(text);
-      const key = this.mask ? nextMaskKey() : null;
-      const hlen = headerSize(len, key !== null);
+      const masked = this.mask;
+      const hlen = headerSize(len, masked);
       const at = this.extend(hlen + len);
-      const p = writeHeader(slab, at, first, len, key);
+      const p = writeFrameHeader(slab, at, first, len, masked);
       if (len > 0) {
         slab.write(text, p, len, 'utf8');
-        if (key !== null) maskInPlace(slab, p, p + len, key, 0);
+        if (masked) maskAfterHeader(slab, p, len);
       }
       this.pending += hlen + len;
       return;
