@@ -15,7 +15,7 @@
  */
 import { CloseCode } from './close.js';
 import { ProtocolError } from './errors.js';
-import { MAX_CONTROL_PAYLOAD, Opcode, isControlOpcode, isKnownOpcode, maskWith } from './frame.js';
+import { MAX_CONTROL_PAYLOAD, Opcode, copyMasked, isControlOpcode, isKnownOpcode, maskWith } from './frame.js';
 import { Utf8Validator, isUtf8 } from './utf8.js';
 
 export interface ParserEvents {
@@ -139,11 +139,12 @@ export class FrameParser {
       // then arrives whole still takes the no-copy path.
       if (take === 0) break;
       const stop = pos + take;
-      if (this.masked) maskWith(chunk, pos, stop, this.m0, this.m1, this.m2, this.m3, this.payloadRead);
       if (this.payloadRead === 0 && take === this.payloadLength) {
-        // The whole payload is in this chunk.
+        // The whole payload is in this chunk: unmask it in place.
+        if (this.masked) maskWith(chunk, pos, stop, this.m0, this.m1, this.m2, this.m3, 0);
         this.endFrame(chunk, pos, stop);
       } else {
+        // Part of a payload: unmasked while it is copied into its buffer.
         this.partialPayload(chunk, pos, stop);
       }
       pos = stop;
@@ -241,14 +242,14 @@ export class FrameParser {
     return true;
   }
 
-  /** Part of a frame's payload, `chunk[start, end)`, already unmasked. */
+  /** Part of a frame's payload, `chunk[start, end)`, still masked if the frame is. */
   private partialPayload(chunk: Buffer, start: number, end: number): void {
     const n = end - start;
     if (isControlOpcode(this.opcode)) {
       // A buffer of its own per frame: the payload is handed out and may be kept.
       let ctl = this.ctlBuf;
       if (ctl === null || this.payloadRead === 0) ctl = this.ctlBuf = Buffer.allocUnsafe(this.payloadLength);
-      chunk.copy(ctl, this.payloadRead, start, end);
+      this.copyPayload(chunk, start, end, ctl, this.payloadRead);
       this.payloadRead += n;
       if (this.payloadRead === this.payloadLength) {
         this.state = State.Header;
@@ -257,7 +258,7 @@ export class FrameParser {
       }
       return;
     }
-    if (!this.appendData(chunk, start, end)) return;
+    if (!this.appendData(chunk, start, end, this.masked)) return;
     this.payloadRead += n;
     if (this.payloadRead === this.payloadLength) {
       this.state = State.Header;
@@ -285,20 +286,25 @@ export class FrameParser {
       this.events.onMessage(data, !isText, this.msgCompressed);
       return;
     }
-    if (end > start && !this.appendData(chunk, start, end)) return;
+    if (end > start && !this.appendData(chunk, start, end, false)) return;
     if (this.fin) this.deliverAssembled();
   }
 
-  /** Appends payload bytes to the message being assembled, validating text as it goes. */
-  private appendData(chunk: Buffer, start: number, end: number): boolean {
+  /**
+   * Copies payload bytes `chunk[start, end)` to `dst` at `at`, unmasking them
+   * when the frame is masked (the phase is the frame's bytes read so far).
+   */
+  private copyPayload(chunk: Buffer, start: number, end: number, dst: Buffer, at: number): void {
+    if (this.masked) copyMasked(chunk, start, end, dst, at, this.m0, this.m1, this.m2, this.m3, this.payloadRead);
+    else chunk.copy(dst, at, start, end);
+  }
+
+  /**
+   * Appends payload bytes to the message being assembled (unmasking them on
+   * the way when `unmask`), validating text as it goes.
+   */
+  private appendData(chunk: Buffer, start: number, end: number, unmask: boolean): boolean {
     const n = end - start;
-    if (this.msgOpcode === Opcode.Text && !this.msgCompressed) {
-      const v = (this.utf8 ??= new Utf8Validator());
-      if (!v.feed(chunk, start, end)) {
-        this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8');
-        return false;
-      }
-    }
     const needed = this.msgLength + n;
     let buf = this.msgBuf;
     if (buf === null || buf.length < needed) {
@@ -311,8 +317,17 @@ export class FrameParser {
       if (buf !== null && this.msgLength > 0) buf.copy(next, 0, 0, this.msgLength);
       buf = this.msgBuf = next;
     }
-    chunk.copy(buf, this.msgLength, start, end);
+    const at = this.msgLength;
+    if (unmask) this.copyPayload(chunk, start, end, buf, at);
+    else chunk.copy(buf, at, start, end);
     this.msgLength = needed;
+    if (this.msgOpcode === Opcode.Text && !this.msgCompressed) {
+      const v = (this.utf8 ??= new Utf8Validator());
+      if (!v.feed(buf, at, needed)) {
+        this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8');
+        return false;
+      }
+    }
     return true;
   }
 

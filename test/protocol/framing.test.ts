@@ -6,6 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Connection, Opcode, ReadyState, maskInPlace, writeHeader, type ConnectionEvents } from '../../src/protocol/index.js';
+import { SIMD_MASKING } from '../../src/protocol/frame.js';
 import { COPY_THRESHOLD } from '../../src/protocol/writer.js';
 import {
   RFC_MASK,
@@ -316,6 +317,34 @@ describe('RFC 6455 §5.3: masking arithmetic', () => {
         assert.ok(data.equals(expected), `offset ${offset}, phase ${phase}`);
       }
     }
+  });
+
+  it('the WebAssembly SIMD path (payloads from 2 KiB) equals a byte loop for any range, phase and alignment', () => {
+    // Node 20+ on x64 and arm64 has WebAssembly SIMD; the JS loop is only a fallback.
+    if (process.arch === 'x64' || process.arch === 'arm64') assert.equal(SIMD_MASKING, true);
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 2048, max: 600_000 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        fc.integer({ min: 0, max: 3 }),
+        fc.nat(),
+        (size, byteOffset, mask, phase, cut) => {
+          const backing = Buffer.alloc(size + 16);
+          const data = backing.subarray(byteOffset, byteOffset + size);
+          pattern(size, byteOffset).copy(data);
+          const expected = Buffer.from(data);
+          // A range that starts anywhere and is still long enough for the SIMD path.
+          const s = cut % (size - 2047);
+          maskInPlace(data, s, size, mask, phase);
+          naiveMask(expected, s, size, mask, phase);
+          assert.ok(data.equals(expected));
+          assert.ok(backing.subarray(0, byteOffset).every((x) => x === 0));
+          assert.ok(backing.subarray(byteOffset + size).every((x) => x === 0));
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('masking twice with the same key restores the data (property)', () => {
