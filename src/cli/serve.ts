@@ -3,7 +3,7 @@
  * that offers the subprotocols "chat" and "superchat".
  */
 import { createServer } from 'node:http';
-import { WebSocketServer } from '../node/server.js';
+import { DEFAULTS, WebSocketServer } from '../node/server.js';
 import { UsageError, parse, parsePort } from './args.js';
 
 const HELP = `Usage: fullduplex serve [--port 8080] [--host 127.0.0.1]
@@ -43,7 +43,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   }
   const host = values.host ?? '127.0.0.1';
 
-  const http = createServer((req, res) => {
+  const http = createServer({ maxHeaderSize: DEFAULTS.maxHeaderSize, connectionsCheckingInterval: 1000 }, (req, res) => {
     if (req.url === '/' || req.url === '/index.html') {
       res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
       res.end('fullduplex server. WebSocket echo endpoint: /echo (subprotocols: chat, superchat)\n');
@@ -52,6 +52,9 @@ export async function serveCommand(args: string[]): Promise<number> {
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
     res.end('not found\n');
   });
+  // A client that sends half a request is dropped after the handshake timeout (408).
+  http.headersTimeout = DEFAULTS.handshakeTimeout;
+  http.requestTimeout = DEFAULTS.handshakeTimeout;
   const wss = new WebSocketServer({
     server: http,
     // /echo is the documented endpoint; other paths echo too, so a

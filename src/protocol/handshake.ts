@@ -24,8 +24,12 @@ export function generateKey(): string {
 
 /** Whether a key is the base64 of exactly 16 bytes (RFC 6455 §11.3.1). */
 export function isValidKey(key: string): boolean {
-  return key.length === 24 && /^[A-Za-z0-9+/]{22}==$/.test(key) && Buffer.from(key, 'base64').toString('base64') === key;
+  // 16 bytes are 22 base64 digits and "=="; the last digit carries 2 bits, so
+  // canonical encodings end in A, Q, g or w.
+  return key.length === 24 && KEY_PATTERN.test(key);
 }
+
+const KEY_PATTERN = /^[A-Za-z0-9+/]{21}[AQgw]==$/;
 
 function header(headers: HeaderMap, name: string): string | undefined {
   const v = headers[name];
@@ -44,6 +48,9 @@ export function headerList(value: string | undefined): string[] {
 }
 
 function hasToken(value: string | undefined, token: string): boolean {
+  if (value === undefined) return false;
+  // The common case, a header that is just the token, without splitting.
+  if (value.length === token.length && value.toLowerCase() === token) return true;
   return headerList(value).some((t) => t.toLowerCase() === token);
 }
 
@@ -78,7 +85,7 @@ export function checkUpgradeRequest(req: UpgradeRequestInfo): AcceptableRequest 
   if (req.method !== 'GET') {
     return { ok: false, status: 405, message: 'WebSocket handshake must use GET', headers: { Allow: 'GET' } };
   }
-  const [major, minor] = req.httpVersion.split('.').map(Number);
+  const [major, minor] = req.httpVersion === '1.1' ? [1, 1] : req.httpVersion.split('.').map(Number);
   if (!(major! > 1 || (major === 1 && minor! >= 1))) {
     return { ok: false, status: 400, message: 'WebSocket handshake needs HTTP/1.1 or later' };
   }
