@@ -1,0 +1,44 @@
+#!/usr/bin/env node
+// Checks the checker: runs the load generator against servers/broken.mjs in
+// each of its modes and expects it to pass the legal ones (fragmented echoes
+// in random pieces, pings, many frames per write) and to fail every broken
+// one with the right message. Not a benchmark; takes ~20 s.
+//   node bench/selfcheck.mjs
+import path from 'node:path';
+import { BENCH_DIR, spawnNode, lastLines } from './lib/procs.mjs';
+
+const cases = [
+  { how: 'fragmented', size: 16, expect: 'pass' },
+  { how: 'fragmented', size: 70000, expect: 'pass' },
+  { how: 'fragmented', size: 200, conns: 1, inflight: 1, expect: 'pass' },
+  { how: 'unmasked-ok', size: 300, expect: 'pass' },
+  { how: 'corrupt', size: 16, expect: /differs from what was sent/ },
+  { how: 'corrupt', size: 70000, expect: /differs from what was sent/ },
+  // a dropped echo shows as the next one not matching (payloads rotate)
+  { how: 'drop', size: 16, expect: /differs from what was sent|no progress/ },
+  { how: 'drop', size: 16, conns: 1, inflight: 1, expect: /no progress|no message was echoed/ },
+  { how: 'reorder', size: 16, expect: /differs from what was sent/ },
+  { how: 'accept', size: 16, expect: /Sec-WebSocket-Accept/ },
+  { how: 'close', size: 16, expect: /closed the connection/ },
+];
+
+let passed = 0;
+let failed = 0;
+for (const c of cases) {
+  const srv = spawnNode(path.join(BENCH_DIR, 'servers/broken.mjs'), [], { pin: false, env: { PORT: '0', BROKEN: c.how } });
+  const port = Number((await srv.waitLine(/^READY \d+$/, 10000, 'READY')).split(' ')[1]);
+  const lg = spawnNode(
+    path.join(BENCH_DIR, 'loadgen.mjs'),
+    ['--port', port, '--conns', c.conns ?? 3, '--inflight', c.inflight ?? 8, '--size', c.size, '--warmup', 0.2, '--duration', 1, '--stall', 2].map(String),
+    { pin: false },
+  );
+  const { code } = await lg.exited;
+  await srv.stop();
+  const err = lg.stderr();
+  const ok = c.expect === 'pass' ? code === 0 : code === 1 && c.expect.test(err);
+  if (ok) passed++;
+  else failed++;
+  console.log(`${ok ? 'ok  ' : 'BAD '} ${c.how.padEnd(12)} ${String(c.size).padStart(6)} B ${c.conns ?? 3}×${c.inflight ?? 8}: exit ${code}${code ? `: ${lastLines(err, 1)}` : ''}`);
+}
+console.log(`selfcheck: ${passed} as expected, ${failed} not`);
+process.exitCode = failed ? 1 : 0;

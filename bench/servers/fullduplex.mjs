@@ -1,0 +1,35 @@
+// fullduplex, from the built package (npm run build first).
+import { port, host, mode, MAX_PAYLOAD, onTrigger, ready, fail } from './common.mjs';
+
+let WebSocketServer;
+try {
+  ({ WebSocketServer } = await import('../../dist/index.js'));
+} catch (err) {
+  fail(`cannot load ../../dist/index.js (run npm run build): ${err?.message ?? err}`);
+}
+if (typeof WebSocketServer !== 'function') fail('dist/index.js does not export WebSocketServer');
+
+let server;
+const handler =
+  mode === 'broadcast'
+    ? {
+        open(ws) {
+          ws.subscribe('bench');
+        },
+        message(ws, data, isBinary) {
+          if (!isBinary) onTrigger(data.toString(), (payload) => server.publish('bench', payload, { binary: true }));
+        },
+      }
+    : {
+        message(ws, data, isBinary) {
+          ws.send(data, { binary: isBinary });
+        },
+      };
+
+try {
+  server = new WebSocketServer({ maxPayload: MAX_PAYLOAD, keepalive: false, handler });
+  const { port: actual } = await server.listen(port, host);
+  ready(actual, () => server.close());
+} catch (err) {
+  fail(err);
+}

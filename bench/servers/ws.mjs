@@ -1,0 +1,34 @@
+// `ws` (with bufferutil, which ws loads by itself when installed), no
+// compression. Echo: send back what arrived; broadcast: a loop over
+// wss.clients calling send, the way ws's own docs do it.
+import { WebSocketServer, WebSocket } from 'ws';
+import { port, host, mode, MAX_PAYLOAD, onTrigger, ready, fail } from './common.mjs';
+
+const wss = new WebSocketServer({ host, port, perMessageDeflate: false, maxPayload: MAX_PAYLOAD });
+
+if (mode === 'broadcast') {
+  const publish = (payload) => {
+    for (const client of wss.clients) {
+      if (client.readyState === WebSocket.OPEN) client.send(payload, { binary: true });
+    }
+  };
+  wss.on('connection', (ws) => {
+    ws.on('message', (data, isBinary) => {
+      if (!isBinary) onTrigger(data.toString(), publish);
+    });
+  });
+} else {
+  wss.on('connection', (ws) => {
+    ws.on('message', (data, isBinary) => {
+      ws.send(data, { binary: isBinary });
+    });
+  });
+}
+
+wss.on('error', fail);
+wss.on('listening', () => {
+  ready(wss.address().port, () => new Promise((resolve) => {
+    for (const c of wss.clients) c.terminate();
+    wss.close(() => resolve());
+  }));
+});
