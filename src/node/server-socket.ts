@@ -330,6 +330,11 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents {
     }
   }
 
+  /** Queues the handshake response ahead of any frame. @internal */
+  queuePreamble(response: string): void {
+    this.conn.writer.preamble(response);
+  }
+
   /** Calls the open handler. @internal */
   opened(head: Buffer | null): void {
     const onOpen = this.host.handler.open;

@@ -325,8 +325,9 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
     s.removeListener('error', ignoreError);
     if (typeof s.setNoDelay === 'function') s.setNoDelay(true);
     if (typeof s.setTimeout === 'function') s.setTimeout(0);
-    s.write(response);
     const ws = new ServerWebSocket<T>(this, s, data as T, info.protocol ?? '', '', this.maxPayload);
+    // The 101 response goes out in one write with whatever open() sends.
+    ws.queuePreamble(response);
     this.clients.add(ws);
     // Connections handed over by handleUpgrade alone (no attach) need the sweep too.
     this.startKeepalive();

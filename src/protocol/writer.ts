@@ -129,6 +129,17 @@ export class FrameWriter {
   }
 
   /**
+   * Queues text that precedes the frames on the wire: the server's 101
+   * response, so it leaves in the same write as the first frames.
+   */
+  preamble(text: string): void {
+    const len = Buffer.byteLength(text);
+    const at = this.extend(len);
+    slab.write(text, at, len, 'utf8');
+    this.pending += len;
+  }
+
+  /**
    * Queues bytes that are already a whole frame (a broadcast frame serialised
    * once for many connections). Never mutated.
    */
