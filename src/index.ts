@@ -5,4 +5,4 @@ export { WebSocketServer, type WebSocketServerOptions, type ServerHandler, type 
 export { ServerWebSocket, type SendOptions } from './node/server-socket.js';
 export { WebSocket, type WebSocketOptions } from './node/client.js';
 export { CloseEvent, ErrorEvent, MessageEvent } from './node/events.js';
-export { CloseCode, ProtocolError } from './protocol/index.js';
+export { CloseCode, ProtocolError, type ExtensionNegotiator, type ExtensionOffer } from './protocol/index.js';

@@ -13,7 +13,7 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/close.js';
-import type { ExtensionOffer } from '../protocol/extensions.js';
+import { type ExtensionNegotiator, type ExtensionOffer, formatExtensions, negotiateExtensions } from '../protocol/extensions.js';
 import { Opcode, headerSize, writeHeader } from '../protocol/frame.js';
 import { buildAcceptResponse, buildRefusal, checkUpgradeRequest } from '../protocol/handshake.js';
 import { type ConnectionHost, type SendOptions, ServerWebSocket } from './server-socket.js';
@@ -69,6 +69,14 @@ export interface WebSocketServerOptions<T = unknown> {
   path?: string;
   /** Subprotocols the server speaks; the client's first offered one in this list is chosen. Or a function choosing. */
   protocols?: readonly string[] | ((offered: string[], req: IncomingMessage) => string | undefined);
+  /**
+   * Extensions the server supports, in its order of preference (RFC 6455 §9).
+   * Each negotiator sees the client's offers of its extension and accepts one
+   * or declines. Extensions that use the RSV bits need a codec, which the
+   * server provides for permessage-deflate (its own option); a negotiator here
+   * cannot enable RSV bits, so frames with them still fail with 1002.
+   */
+  extensions?: readonly ExtensionNegotiator[];
   /** Origins allowed to connect (exact `Origin` values), or a predicate; others are refused with 403. */
   allowedOrigins?: readonly string[] | ((origin: string | undefined, req: IncomingMessage) => boolean);
   /** Largest message accepted, in bytes (default 64 MiB); larger ones close the connection with 1009. */
@@ -314,9 +322,19 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
   }
 
   private accept(socket: Duplex, head: Buffer, key: string, info: UpgradeInfo, data: T | undefined, headers?: Record<string, string>): void {
+    let extensions = '';
+    const supported = this.options.extensions;
+    if (supported !== undefined && info.extensions.length > 0) {
+      const accepted = negotiateExtensions(info.extensions, supported);
+      if (accepted instanceof Error) {
+        console.error(`fullduplex: ${accepted.message}`);
+        return refuse(socket, 500, 'internal error');
+      }
+      extensions = formatExtensions(accepted);
+    }
     let response: string;
     try {
-      response = buildAcceptResponse(key, info.protocol, undefined, headers);
+      response = buildAcceptResponse(key, info.protocol, extensions || undefined, headers);
     } catch (err) {
       console.error('fullduplex: invalid response headers', err);
       return refuse(socket, 500, 'internal error');
@@ -325,7 +343,7 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
     s.removeListener('error', ignoreError);
     if (typeof s.setNoDelay === 'function') s.setNoDelay(true);
     if (typeof s.setTimeout === 'function') s.setTimeout(0);
-    const ws = new ServerWebSocket<T>(this, s, data as T, info.protocol ?? '', '', this.maxPayload);
+    const ws = new ServerWebSocket<T>(this, s, data as T, info.protocol ?? '', extensions, this.maxPayload);
     // The 101 response goes out in one write with whatever open() sends.
     ws.queuePreamble(response);
     this.clients.add(ws);

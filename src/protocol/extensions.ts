@@ -97,3 +97,41 @@ export function formatExtensions(list: readonly ExtensionOffer[]): string {
     })
     .join(', ');
 }
+
+/**
+ * One extension a server supports (RFC 6455 §9.1): given every offer of it
+ * the client made, in the client's order of preference, it returns the
+ * parameters of the one it accepts (echoed in the response), or null to
+ * decline. It must not accept parameters the client did not offer.
+ */
+export interface ExtensionNegotiator {
+  readonly name: string;
+  negotiate(offers: ReadonlyArray<Record<string, string | true>>): Record<string, string | true> | null;
+}
+
+/**
+ * The server side of extension negotiation (RFC 6455 §9.1): asks each
+ * supported extension, in the server's order, about the client's offers of
+ * it. Returns the accepted extensions, in that order, for the response's
+ * `Sec-WebSocket-Extensions` (an empty list when none), or an Error when a
+ * negotiator answered with something invalid.
+ */
+export function negotiateExtensions(
+  offers: readonly ExtensionOffer[],
+  supported: readonly ExtensionNegotiator[],
+): ExtensionOffer[] | Error {
+  const accepted: ExtensionOffer[] = [];
+  for (const ext of supported) {
+    const mine = offers.filter((o) => o.name === ext.name).map((o) => o.params);
+    if (mine.length === 0) continue;
+    const params = ext.negotiate(mine);
+    if (params === null) continue;
+    for (const [k, v] of Object.entries(params)) {
+      if (!isToken(k) || (v !== true && !isToken(v))) {
+        return new Error(`extension "${ext.name}" answered with an invalid parameter ${k}=${String(v)}`);
+      }
+    }
+    accepted.push({ name: ext.name, params });
+  }
+  return accepted;
+}

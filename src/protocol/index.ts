@@ -6,4 +6,4 @@ export { FrameParser, type ParserEvents, type ParserOptions } from './parser.js'
 export { FrameWriter, nextMaskKey } from './writer.js';
 export { Connection, ReadyState, type ConnectionEvents, type ConnectionOptions, type Role } from './connection.js';
 export * from './handshake.js';
-export { parseExtensions, formatExtensions, isToken, type ExtensionOffer } from './extensions.js';
+export { parseExtensions, formatExtensions, negotiateExtensions, isToken, type ExtensionOffer, type ExtensionNegotiator } from './extensions.js';

@@ -422,3 +422,53 @@ describe('Attach mode: sharing a port with an HTTP application', () => {
     assert.equal((await rawRequest(port, upgradeRequest({ path: '/elsewhere' }))).status, 400);
   });
 });
+
+describe('RFC 6455 §9.1: extension negotiation hook', () => {
+  const xTest = {
+    name: 'x-test',
+    negotiate(offers: ReadonlyArray<Record<string, string | true>>) {
+      // Accept the first offer that has a value for "level".
+      const offer = offers.find((o) => typeof o['level'] === 'string');
+      return offer === undefined ? null : { level: offer['level'] as string };
+    },
+  };
+
+  it("answers with the negotiator's choice among the client's offers, and ws.extensions says it", async (t) => {
+    const { s, port, log } = await listening(t, { extensions: [xTest] });
+    const { peer, response } = await rawOpen(port, {
+      headers: { 'Sec-WebSocket-Extensions': 'permessage-foo, x-test; flag, x-test; level=3, x-test; level=5' },
+    });
+    s.peer(peer);
+    assert.equal(response.status, 101);
+    assert.equal(response.headers.get('sec-websocket-extensions'), 'x-test; level=3');
+    const opened = await log.first('open');
+    assert.equal(opened.ws.extensions, 'x-test; level=3');
+  });
+
+  it('sends no extensions header when the negotiator declines or the client offers none of ours', async (t) => {
+    const { s, port } = await listening(t, { extensions: [xTest] });
+    for (const offer of ['x-test; flag', 'permessage-deflate', undefined]) {
+      const { peer, response } = await rawOpen(port, { headers: { 'Sec-WebSocket-Extensions': offer } });
+      s.peer(peer);
+      assert.equal(response.status, 101);
+      assert.equal(response.headers.has('sec-websocket-extensions'), false, String(offer));
+    }
+  });
+
+  it('a negotiator answering with an invalid parameter gets a 500, not a broken response', async (t) => {
+    const bad = { name: 'x-test', negotiate: () => ({ 'bad key': '1' }) };
+    const { port } = await listening(t, { extensions: [bad] });
+    const response = await rawRequest(port, upgradeRequest({ headers: { 'Sec-WebSocket-Extensions': 'x-test' } }));
+    assert.equal(response.status, 500);
+  });
+
+  it('frames with RSV1 still fail with 1002 after an extension without RSV bits was accepted', async (t) => {
+    const { s, port } = await listening(t, { extensions: [xTest] });
+    const { peer } = await rawOpen(port, { headers: { 'Sec-WebSocket-Extensions': 'x-test; level=1' } });
+    s.peer(peer);
+    // FIN + RSV1 + text, masked, payload "a".
+    await peer.write(Buffer.from([0xc1, 0x81, 1, 2, 3, 4, 0x61 ^ 1]));
+    const close = await peer.readClose();
+    assert.equal(close.code, 1002);
+  });
+});

@@ -218,3 +218,42 @@ describe('RFC 6455 §9.1: formatting extensions', () => {
     }
   });
 });
+
+describe('RFC 6455 §9.1: server-side negotiation (negotiateExtensions)', () => {
+  const levels = {
+    name: 'x-level',
+    negotiate: (offers: ReadonlyArray<Record<string, string | true>>) => (offers.length > 0 ? { level: String(offers.length) } : null),
+  };
+  const never = { name: 'x-never', negotiate: () => null };
+
+  it("gives each negotiator all the client's offers of its extension, in order, and keeps the server's order", async () => {
+    const { negotiateExtensions } = await import('../../src/protocol/extensions.js');
+    const seen: Array<ReadonlyArray<Record<string, string | true>>> = [];
+    const spy = { name: 'x-spy', negotiate: (o: ReadonlyArray<Record<string, string | true>>) => (seen.push(o), {}) };
+    const offers: ExtensionOffer[] = [
+      { name: 'x-spy', params: { a: '1' } },
+      { name: 'x-level', params: {} },
+      { name: 'x-spy', params: { b: true } },
+    ];
+    const result = negotiateExtensions(offers, [levels, spy, never]);
+    assert.deepEqual(result, [
+      { name: 'x-level', params: { level: '1' } },
+      { name: 'x-spy', params: {} },
+    ]);
+    assert.deepEqual(seen, [[{ a: '1' }, { b: true }]]);
+  });
+
+  it('accepts nothing the client did not offer', async () => {
+    const { negotiateExtensions } = await import('../../src/protocol/extensions.js');
+    assert.deepEqual(negotiateExtensions([{ name: 'x-other', params: {} }], [levels]), []);
+    assert.deepEqual(negotiateExtensions([], [levels, never]), []);
+  });
+
+  it('refuses a negotiator answer that is not a valid header parameter', async () => {
+    const { negotiateExtensions } = await import('../../src/protocol/extensions.js');
+    const bad = { name: 'x-bad', negotiate: () => ({ 'a b': 'c' }) };
+    assert.ok(negotiateExtensions([{ name: 'x-bad', params: {} }], [bad]) instanceof Error);
+    const badValue = { name: 'x-bad', negotiate: () => ({ a: 'b\r\nX: y' }) };
+    assert.ok(negotiateExtensions([{ name: 'x-bad', params: {} }], [badValue]) instanceof Error);
+  });
+});
