@@ -2,7 +2,7 @@
  * fullduplex: the public API. Anything not exported here is internal.
  */
 export { WebSocketServer, type WebSocketServerOptions, type ServerHandler, type UpgradeInfo, type UpgradeDecision } from './node/server.js';
-export { ServerWebSocket, type SendOptions } from './node/server-socket.js';
+export { ServerWebSocket, type SendOptions, type ConnectionHandler } from './node/server-socket.js';
 export { WebSocket, type WebSocketOptions } from './node/client.js';
 export { CloseEvent, ErrorEvent, MessageEvent } from './node/events.js';
 export { CloseCode, ProtocolError, type ExtensionNegotiator, type ExtensionOffer } from './protocol/index.js';

@@ -22,17 +22,24 @@ export interface SendOptions {
   binary?: boolean;
 }
 
+/** The per-connection callbacks of a server's handler object (see ServerHandler for `upgrade`). */
+export interface ConnectionHandler<T> {
+  open?(ws: ServerWebSocket<T>): void;
+  /** A whole message. `data` is only valid as it is: copy it to keep a part of it beyond the call. */
+  message?(ws: ServerWebSocket<T>, data: Buffer, isBinary: boolean): void;
+  /** The buffered output fell back below the high-water mark after `send` reported backpressure. */
+  drain?(ws: ServerWebSocket<T>): void;
+  /** The connection is gone: `code`/`reason` from the peer's close frame, or 1006 if it sent none. */
+  close?(ws: ServerWebSocket<T>, code: number, reason: string): void;
+  ping?(ws: ServerWebSocket<T>, payload: Buffer): void;
+  pong?(ws: ServerWebSocket<T>, payload: Buffer): void;
+  /** A protocol error from the peer, or an exception thrown by another handler. */
+  error?(ws: ServerWebSocket<T>, error: Error): void;
+}
+
 /** What a ServerWebSocket needs from its server (kept small so tests can supply it). */
 export interface ConnectionHost<T> {
-  readonly handler: {
-    open?(ws: ServerWebSocket<T>): void;
-    message?(ws: ServerWebSocket<T>, data: Buffer, isBinary: boolean): void;
-    drain?(ws: ServerWebSocket<T>): void;
-    close?(ws: ServerWebSocket<T>, code: number, reason: string): void;
-    ping?(ws: ServerWebSocket<T>, payload: Buffer): void;
-    pong?(ws: ServerWebSocket<T>, payload: Buffer): void;
-    error?(ws: ServerWebSocket<T>, error: Error): void;
-  };
+  readonly handler: ConnectionHandler<T>;
   readonly closeTimeout: number;
   readonly highWaterMark: number;
   /** Called once when the connection's socket has closed. */

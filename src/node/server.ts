@@ -16,7 +16,7 @@ import { CloseCode } from '../protocol/close.js';
 import { type ExtensionNegotiator, type ExtensionOffer, formatExtensions, negotiateExtensions } from '../protocol/extensions.js';
 import { Opcode, headerSize, writeHeader } from '../protocol/frame.js';
 import { buildAcceptResponse, buildRefusal, checkUpgradeRequest } from '../protocol/handshake.js';
-import { type ConnectionHost, type SendOptions, ServerWebSocket } from './server-socket.js';
+import { type ConnectionHandler, type ConnectionHost, type SendOptions, ServerWebSocket } from './server-socket.js';
 
 /** What the `upgrade` hook learns about a handshake that passed the protocol checks. */
 export interface UpgradeInfo {
@@ -35,23 +35,12 @@ export type UpgradeDecision<T> =
   | { accept: true; data?: T; protocol?: string; headers?: Record<string, string> }
   | { accept: false; status: number; body?: string; headers?: Record<string, string> };
 
-export interface ServerHandler<T = unknown> {
+export interface ServerHandler<T = unknown> extends ConnectionHandler<T> {
   /**
    * Decides each handshake once the protocol checks passed (authentication,
    * per-connection data). May be async. Returning nothing accepts.
    */
   upgrade?(req: IncomingMessage, info: UpgradeInfo): UpgradeDecision<T> | void | Promise<UpgradeDecision<T> | void>;
-  open?(ws: ServerWebSocket<T>): void;
-  /** A whole message. `data` is only valid as it is: copy it to keep a part of it beyond the call. */
-  message?(ws: ServerWebSocket<T>, data: Buffer, isBinary: boolean): void;
-  /** The buffered output fell back below the high-water mark after `send` reported backpressure. */
-  drain?(ws: ServerWebSocket<T>): void;
-  /** The connection is gone: `code`/`reason` from the peer's close frame, or 1006 if it sent none. */
-  close?(ws: ServerWebSocket<T>, code: number, reason: string): void;
-  ping?(ws: ServerWebSocket<T>, payload: Buffer): void;
-  pong?(ws: ServerWebSocket<T>, payload: Buffer): void;
-  /** A protocol error from the peer, or an exception thrown by another handler. */
-  error?(ws: ServerWebSocket<T>, error: Error): void;
 }
 
 export interface KeepaliveOptions {

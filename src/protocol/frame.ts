@@ -197,12 +197,7 @@ export function maskWith(
       p = (p + 1) & 3;
     }
     const words = (end - i) >>> 2;
-    // The word at this position starts with mask byte p, in memory order.
-    const b0 = p === 0 ? m0 : p === 1 ? m1 : p === 2 ? m2 : m3;
-    const b1 = p === 0 ? m1 : p === 1 ? m2 : p === 2 ? m3 : m0;
-    const b2 = p === 0 ? m2 : p === 1 ? m3 : p === 2 ? m0 : m1;
-    const b3 = p === 0 ? m3 : p === 1 ? m0 : p === 2 ? m1 : m2;
-    const key = LITTLE_ENDIAN ? b0 | (b1 << 8) | (b2 << 16) | (b3 << 24) : (b0 << 24) | (b1 << 16) | (b2 << 8) | b3;
+    const key = wordKey(p, m0, m1, m2, m3, LITTLE_ENDIAN);
     // Int32Array keeps every value a small integer in V8 (Uint32Array would box values over 2^31).
     const view = new Int32Array(data.buffer, data.byteOffset + i, words);
     let w = 0;
@@ -224,6 +219,18 @@ export function maskWith(
     i++;
     p = (p + 1) & 3;
   }
+}
+
+/**
+ * The 32-bit word that masks 4 bytes starting at mask phase `p`, as a word
+ * load sees them in memory (little- or big-endian).
+ */
+function wordKey(p: number, m0: number, m1: number, m2: number, m3: number, little: boolean): number {
+  const b0 = p === 0 ? m0 : p === 1 ? m1 : p === 2 ? m2 : m3;
+  const b1 = p === 0 ? m1 : p === 1 ? m2 : p === 2 ? m3 : m0;
+  const b2 = p === 0 ? m2 : p === 1 ? m3 : p === 2 ? m0 : m1;
+  const b3 = p === 0 ? m3 : p === 1 ? m0 : p === 2 ? m1 : m2;
+  return little ? b0 | (b1 << 8) | (b2 << 16) | (b3 << 24) : (b0 << 24) | (b1 << 16) | (b2 << 8) | b3;
 }
 
 /**
@@ -271,11 +278,7 @@ function simdMask(
   p: number,
 ): number {
   // WebAssembly loads little-endian words whatever the platform.
-  const b0 = p === 0 ? m0 : p === 1 ? m1 : p === 2 ? m2 : m3;
-  const b1 = p === 0 ? m1 : p === 1 ? m2 : p === 2 ? m3 : m0;
-  const b2 = p === 0 ? m2 : p === 1 ? m3 : p === 2 ? m0 : m1;
-  const b3 = p === 0 ? m3 : p === 1 ? m0 : p === 2 ? m1 : m2;
-  const key = b0 | (b1 << 8) | (b2 << 16) | (b3 << 24);
+  const key = wordKey(p, m0, m1, m2, m3, true);
   const mem = engine.memory;
   let i = start;
   while (end - i >= 64) {

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import net from 'node:net';
 import type { WebSocket } from '../../src/node/client.js';
 import { decodeFrames, type DecodedFrame } from './frames.js';
+import { parseFrame } from './raw-client.js';
 
 export const LOOPBACK = '127.0.0.1';
 /** Default bound, in milliseconds, on any wait. */
@@ -275,21 +276,7 @@ export class RawPeer {
 
 /** Size of the first whole frame in `buf`, or undefined when it is not all there yet. */
 function frameSize(buf: Buffer): number | undefined {
-  if (buf.length < 2) return undefined;
-  const b1 = buf[1] ?? 0;
-  let len = b1 & 0x7f;
-  let p = 2;
-  if (len === 126) {
-    if (buf.length < 4) return undefined;
-    len = buf.readUInt16BE(2);
-    p = 4;
-  } else if (len === 127) {
-    if (buf.length < 10) return undefined;
-    len = Number(buf.readBigUInt64BE(2));
-    p = 10;
-  }
-  if (b1 & 0x80) p += 4;
-  return buf.length >= p + len ? p + len : undefined;
+  return parseFrame(buf)?.size;
 }
 
 /** A loopback TCP server whose connections a test drives by hand. */

@@ -83,7 +83,7 @@ export interface RawFrame {
 }
 
 /** Decodes the frame at the start of `buf`, or returns undefined if it is not all there yet. */
-function parseFrame(buf: Buffer): { frame: RawFrame; size: number } | undefined {
+export function parseFrame(buf: Buffer): { frame: RawFrame; size: number } | undefined {
   if (buf.length < 2) return undefined;
   const b0 = buf[0] ?? 0;
   const b1 = buf[1] ?? 0;
