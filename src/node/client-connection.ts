@@ -296,6 +296,9 @@ export class ClientConnection implements ConnectionEvents {
     }
     const entry: Deferred & { kind: 'blob' } = { kind: 'blob', size, bytes: null, error: null };
     (this.deferred ??= []).push(entry);
+    // The close frame the protocol queues on its own (its answer to the server's close, or a
+    // failure's) waits behind the sends queued here: WHATWG § send() sends what was given while OPEN.
+    if (this.conn !== null) this.conn.holdClose = true;
     this.deferredBytes += size;
     blob.arrayBuffer().then(
       (buffer) => {
@@ -389,7 +392,13 @@ export class ClientConnection implements ConnectionEvents {
       }
     }
     queue.splice(0, i);
-    if (queue.length === 0 && this.deferred === queue) this.deferred = null;
+    if (queue.length === 0 && this.deferred === queue) {
+      this.deferred = null;
+      if (this.conn !== null) {
+        this.conn.releaseClose();
+        this.scheduleFlush();
+      }
+    }
   }
 
   // -------------------------------------------------------------------------

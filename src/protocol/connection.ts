@@ -57,6 +57,17 @@ export class Connection implements ParserEvents {
   private closeSentFlag = false;
   private closeReceivedFlag = false;
   private failed = false;
+  /** A close frame of our own (an answer or a failure's) waiting for `releaseClose()`; see `holdClose`. */
+  private heldClose: Buffer | null = null;
+  /**
+   * Set by an I/O layer while it holds sends outside the writer (a client
+   * reading a Blob): the close frame this connection queues on its own, in
+   * answer to the peer's or on failing, then waits for `releaseClose()`, so
+   * messages the application sent before it are not overtaken and dropped
+   * (RFC 6455 §5.5.1: an endpoint MAY delay its Close until its current
+   * message is sent).
+   */
+  holdClose = false;
   /** Status code and reason of the close, once known (sent by us or received). */
   closeCode: number = CloseCode.Abnormal;
   closeReason = '';
@@ -180,7 +191,17 @@ export class Connection implements ParserEvents {
     this.failed = true;
     this.parser.stop();
     // A control frame carries at most 125 bytes (RFC 6455 §5.5): the reason is cut to fit.
-    if (!this.closeSentFlag) this.writeClose(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
+    if (!this.closeSentFlag) this.replyClose(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
+  }
+
+  /** Queues the close frame held back by `holdClose`, if any, and stops holding. */
+  releaseClose(): void {
+    this.holdClose = false;
+    const payload = this.heldClose;
+    if (payload === null || this.closeSentFlag) return;
+    this.heldClose = null;
+    this.closeSentFlag = true;
+    this.writer.frame(FIN | Opcode.Close, payload);
   }
 
   // ParserEvents: called by the parser while `receive` runs.
@@ -217,11 +238,22 @@ export class Connection implements ParserEvents {
     this.parser.stop();
     if (!this.closeSentFlag) {
       // Echo the status code received (RFC 6455 §5.5.1); none if it sent none.
-      this.writeClose(decoded.code === CloseCode.NoStatus ? undefined : decoded.code, '');
+      this.replyClose(decoded.code === CloseCode.NoStatus ? undefined : decoded.code, '');
     }
     this.closeCode = decoded.code;
     this.closeReason = decoded.reason;
     this.events.onPeerClose(decoded.code, decoded.reason);
+  }
+
+  /** A close frame of our own accord: written now, or held while `holdClose` is set. */
+  private replyClose(code: number | undefined, reason: string): void {
+    if (!this.holdClose) {
+      this.writeClose(code, reason);
+      return;
+    }
+    this.closeCode = code ?? CloseCode.NoStatus;
+    this.closeReason = reason;
+    this.heldClose = encodeClosePayload(code, reason);
   }
 
   private writeClose(code: number | undefined, reason: string): void {

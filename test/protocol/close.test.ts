@@ -217,6 +217,37 @@ describe('RFC 6455 §5.5.1: nothing is sent after a close frame', () => {
   });
 });
 
+describe('RFC 6455 §5.5.1: an endpoint MAY delay its close until its current message is sent', () => {
+  it('with holdClose, the answer to the peer\'s close waits for releaseClose(), after the sends made meanwhile', () => {
+    const h = connect('client');
+    h.conn.holdClose = true;
+    h.feed(serverFrame({ opcode: Close, payload: closePayload(4001) }));
+    assert.deepEqual(h.sent(), [], 'the answer is held');
+    assert.equal(h.conn.sendBytes(Buffer.from('late echo'), true), true);
+    h.conn.releaseClose();
+    const frames = h.sent();
+    assert.deepEqual(frames.map((f) => f.opcode), [Binary, Close]);
+    assert.equal(closeFrameOf(frames[1]!).code, 4001);
+    assert.equal(h.conn.sendText('x'), false, 'nothing is sent after the close');
+    assert.equal(h.conn.readyState, ReadyState.Closed);
+  });
+
+  it('with holdClose, a failure\'s close frame waits for releaseClose() too; input stops at once', () => {
+    const h = connect('client');
+    h.conn.holdClose = true;
+    h.feed(serverFrame({ opcode: 0x3 }), serverFrame({ opcode: Text, payload: 'ignored' }));
+    assert.equal(h.rec.failCode(), 1002);
+    assert.deepEqual(h.rec.events.filter((e) => e.type === 'message'), []);
+    assert.equal(h.conn.sendText('queued before the failure'), true);
+    h.conn.releaseClose();
+    const frames = h.sent();
+    assert.deepEqual(frames.map((f) => f.opcode), [Text, Close]);
+    assert.equal(closeFrameOf(frames[1]!).code, 1002);
+    h.conn.releaseClose();
+    assert.equal(h.conn.writer.take(), null, 'released once');
+  });
+});
+
 describe('RFC 6455 §7.1: the closing handshake', () => {
   it('we close first: Open → Closing (close sent) → Closed when the peer answers', () => {
     const h = connect('server');
