@@ -118,6 +118,14 @@ export async function connectCommand(args: string[]): Promise<number> {
     const closeIfAnswered = (): void => {
       if (inputEnded && received >= sent && ws.readyState === WebSocket.OPEN) ws.close(1000);
     };
+    // Ctrl-C closes the connection normally; a second one quits at once.
+    let interrupted = false;
+    const onSigint = (): void => {
+      if (interrupted || ws.readyState !== WebSocket.OPEN) process.exit(130);
+      interrupted = true;
+      ws.close(1000);
+    };
+    process.on('SIGINT', onSigint);
 
     ws.onopen = () => {
       info(`connected to ${ws.url}${ws.protocol ? ` (subprotocol: ${ws.protocol})` : ''}`);
@@ -157,6 +165,7 @@ export async function connectCommand(args: string[]): Promise<number> {
       failure = message !== undefined && message !== '' ? message : 'connection error';
     };
     ws.onclose = (event: CloseEvent) => {
+      process.off('SIGINT', onSigint);
       if (waitTimer !== null) clearTimeout(waitTimer);
       rl?.close();
       process.stdin.pause();

@@ -201,3 +201,33 @@ describe('fullduplex connect', () => {
     assert.equal(await unknown.exit, 2);
   });
 });
+
+describe('fullduplex connect, interrupted', () => {
+  it('Ctrl-C (SIGINT) closes the connection with 1000 and exits 0', async () => {
+    let closeCode = 0;
+    let opened!: () => void;
+    const open = new Promise<void>((r) => (opened = r));
+    const wss = echoServer({
+      handler: {
+        open() {
+          opened();
+        },
+        close(_ws, code) {
+          closeCode = code;
+        },
+      },
+    });
+    const { port } = await wss.listen(0);
+    try {
+      const run = cli(['connect', `ws://127.0.0.1:${port}/`]);
+      await open;
+      await waitFor(() => /connected/.test(run.stderr()), 'the connected line');
+      run.child.kill('SIGINT');
+      assert.equal(await run.exit, 0, run.stderr());
+      await waitFor(() => closeCode !== 0, 'the server-side close');
+      assert.equal(closeCode, 1000);
+    } finally {
+      await wss.close();
+    }
+  });
+});
