@@ -13,8 +13,9 @@ export default defineConfig([
     splitting: false,
   },
   {
-    // The command-line tool.
+    // The command-line tool, on the public API: dist/index.js is loaded, not bundled again.
     entry: { 'cli/main': 'src/cli/main.ts' },
+    external: ['../index.js'],
     format: ['esm'],
     target: 'node20',
     platform: 'node',

@@ -5,8 +5,7 @@
  * the server closes.
  */
 import { createInterface } from 'node:readline';
-import { WebSocket } from '../node/client.js';
-import type { CloseEvent, MessageEvent } from '../node/events.js';
+import { type CloseEvent, type MessageEvent, WebSocket } from '../index.js';
 import { UsageError, parse } from './args.js';
 
 const HELP = `Usage: fullduplex connect URL [options]

@@ -3,7 +3,7 @@
  * that offers the subprotocols "chat" and "superchat".
  */
 import { createServer } from 'node:http';
-import { DEFAULTS, WebSocketServer } from '../node/server.js';
+import { SERVER_DEFAULTS as DEFAULTS, WebSocketServer } from '../index.js';
 import { UsageError, parse, parsePort } from './args.js';
 
 const HELP = `Usage: fullduplex serve [--port 8080] [--host 127.0.0.1]
