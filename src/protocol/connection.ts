@@ -44,6 +44,10 @@ export interface ConnectionOptions {
   allowRsv1?: boolean;
 }
 
+const CLOSE_SENT = 1;
+const CLOSE_RECEIVED = 2;
+const FAILED = 4;
+
 const FIN = 0x80;
 const RSV1 = 0x40;
 const EMPTY = Buffer.alloc(0);
@@ -54,9 +58,8 @@ export class Connection implements ParserEvents {
   private readonly parser: FrameParser;
   private readonly events: ConnectionEvents;
 
-  private closeSentFlag = false;
-  private closeReceivedFlag = false;
-  private failed = false;
+  /** CLOSE_SENT | CLOSE_RECEIVED | FAILED, in one field (every field costs each idle connection 8 bytes). */
+  private state = 0;
   /** A close frame of our own (an answer or a failure's) waiting for `releaseClose()`; see `holdClose`. */
   private heldClose: Buffer | null = null;
   /**
@@ -84,17 +87,18 @@ export class Connection implements ParserEvents {
   }
 
   get readyState(): ReadyState {
-    if (this.failed || (this.closeSentFlag && this.closeReceivedFlag)) return ReadyState.Closed;
-    if (this.closeSentFlag || this.closeReceivedFlag) return ReadyState.Closing;
+    const st = this.state;
+    if (st & FAILED || (st & (CLOSE_SENT | CLOSE_RECEIVED)) === (CLOSE_SENT | CLOSE_RECEIVED)) return ReadyState.Closed;
+    if (st & (CLOSE_SENT | CLOSE_RECEIVED)) return ReadyState.Closing;
     return ReadyState.Open;
   }
 
   get closeSent(): boolean {
-    return this.closeSentFlag;
+    return (this.state & CLOSE_SENT) !== 0;
   }
 
   get closeReceived(): boolean {
-    return this.closeReceivedFlag;
+    return (this.state & CLOSE_RECEIVED) !== 0;
   }
 
   /**
@@ -103,7 +107,8 @@ export class Connection implements ParserEvents {
    * a client waits for the server's FIN (the I/O layer bounds that wait).
    */
   get wantsTransportClose(): boolean {
-    return this.failed || (this.closeSentFlag && this.closeReceivedFlag);
+    const st = this.state;
+    return (st & FAILED) !== 0 || (st & (CLOSE_SENT | CLOSE_RECEIVED)) === (CLOSE_SENT | CLOSE_RECEIVED);
   }
 
   /** Enables RSV1 (compressed messages) once permessage-deflate is negotiated. */
@@ -118,14 +123,14 @@ export class Connection implements ParserEvents {
 
   /** Queues a text message. Returns false (and sends nothing) once a close frame was sent. */
   sendText(text: string): boolean {
-    if (this.closeSentFlag) return false;
+    if (this.state & CLOSE_SENT) return false;
     this.writer.textFrame(FIN | Opcode.Text, text);
     return true;
   }
 
   /** Queues a data message from bytes; `binary` false sends them as text (the caller vouches for UTF-8). */
   sendBytes(data: Uint8Array, binary: boolean, compressed = false): boolean {
-    if (this.closeSentFlag) return false;
+    if (this.state & CLOSE_SENT) return false;
     this.writer.frame(FIN | (compressed ? RSV1 : 0) | (binary ? Opcode.Binary : Opcode.Text), data);
     return true;
   }
@@ -135,14 +140,14 @@ export class Connection implements ParserEvents {
    * `opcode` Text or Binary, the rest with Continuation, the last with `fin`.
    */
   sendFragment(opcode: number, data: Uint8Array, fin: boolean, compressed = false): boolean {
-    if (this.closeSentFlag) return false;
+    if (this.state & CLOSE_SENT) return false;
     this.writer.frame((fin ? FIN : 0) | (compressed ? RSV1 : 0) | opcode, data);
     return true;
   }
 
   /** Queues a frame that is already serialised (a broadcast). Never for clients: it is not masked. */
   sendRaw(frame: Buffer): boolean {
-    if (this.closeSentFlag) return false;
+    if (this.state & CLOSE_SENT) return false;
     this.writer.raw(frame);
     return true;
   }
@@ -150,7 +155,7 @@ export class Connection implements ParserEvents {
   /** Queues a ping. Throws RangeError for a payload over 125 bytes (RFC 6455 §5.5). */
   ping(payload: Uint8Array = EMPTY): boolean {
     checkControlPayload(payload);
-    if (this.closeSentFlag) return false;
+    if (this.state & CLOSE_SENT) return false;
     this.writer.frame(FIN | Opcode.Ping, payload);
     return true;
   }
@@ -158,7 +163,7 @@ export class Connection implements ParserEvents {
   /** Queues an unsolicited pong (RFC 6455 §5.5.3 allows it as a heartbeat). */
   pong(payload: Uint8Array = EMPTY): boolean {
     checkControlPayload(payload);
-    if (this.closeSentFlag) return false;
+    if (this.state & CLOSE_SENT) return false;
     this.writer.frame(FIN | Opcode.Pong, payload);
     return true;
   }
@@ -177,7 +182,7 @@ export class Connection implements ParserEvents {
     if (Buffer.byteLength(reason) > MAX_CLOSE_REASON_BYTES) {
       throw new RangeError(`close reason is longer than ${MAX_CLOSE_REASON_BYTES} bytes`);
     }
-    if (this.closeSentFlag) return false;
+    if (this.state & CLOSE_SENT) return false;
     this.writeClose(code, reason);
     return true;
   }
@@ -187,20 +192,20 @@ export class Connection implements ParserEvents {
    * unless one was sent, and ignores all further input.
    */
   fail(code: number, reason: string): void {
-    if (this.failed) return;
-    this.failed = true;
+    if (this.state & FAILED) return;
+    this.state |= FAILED;
     this.parser.stop();
     // A control frame carries at most 125 bytes (RFC 6455 §5.5): the reason is cut to fit.
-    if (!this.closeSentFlag) this.replyClose(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
+    if ((this.state & CLOSE_SENT) === 0) this.replyClose(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
   }
 
   /** Queues the close frame held back by `holdClose`, if any, and stops holding. */
   releaseClose(): void {
     this.holdClose = false;
     const payload = this.heldClose;
-    if (payload === null || this.closeSentFlag) return;
+    if (payload === null || this.state & CLOSE_SENT) return;
     this.heldClose = null;
-    this.closeSentFlag = true;
+    this.state |= CLOSE_SENT;
     this.writer.frame(FIN | Opcode.Close, payload);
   }
 
@@ -213,7 +218,7 @@ export class Connection implements ParserEvents {
   onControl(opcode: number, payload: Buffer): void {
     if (opcode === Opcode.Ping) {
       // RFC 6455 §5.5.2: answer with a pong carrying the same payload, unless closing.
-      if (!this.closeSentFlag) this.writer.frame(FIN | Opcode.Pong, payload);
+      if ((this.state & CLOSE_SENT) === 0) this.writer.frame(FIN | Opcode.Pong, payload);
       this.events.onPing(payload);
     } else if (opcode === Opcode.Pong) {
       this.events.onPong(payload);
@@ -234,9 +239,9 @@ export class Connection implements ParserEvents {
       return;
     }
     // RFC 6455 §5.5.1: after a close frame nothing more is read.
-    this.closeReceivedFlag = true;
+    this.state |= CLOSE_RECEIVED;
     this.parser.stop();
-    if (!this.closeSentFlag) {
+    if ((this.state & CLOSE_SENT) === 0) {
       // Echo the status code received (RFC 6455 §5.5.1); none if it sent none.
       this.replyClose(decoded.code === CloseCode.NoStatus ? undefined : decoded.code, '');
     }
@@ -257,7 +262,7 @@ export class Connection implements ParserEvents {
   }
 
   private writeClose(code: number | undefined, reason: string): void {
-    this.closeSentFlag = true;
+    this.state |= CLOSE_SENT;
     this.closeCode = code ?? CloseCode.NoStatus;
     this.closeReason = reason;
     this.writer.frame(FIN | Opcode.Close, encodeClosePayload(code, reason));

@@ -36,41 +36,40 @@ export interface ParserOptions {
   allowRsv1?: boolean;
 }
 
-const enum State {
-  Header,
-  Payload,
-}
+// Flags in FrameParser.bits.
+const EXPECT_MASKED = 1;
+const ALLOW_RSV1 = 2;
+const STOPPED = 4;
+/** Reading a payload (else: a header). */
+const IN_PAYLOAD = 8;
+const FIN = 16;
+const MASKED = 32;
+const MSG_COMPRESSED = 64;
 
 const EMPTY = Buffer.alloc(0);
 
 export class FrameParser {
   private readonly events: ParserEvents;
-  private readonly expectMasked: boolean;
   private readonly maxPayload: number;
-  private allowRsv1: boolean;
-
-  private state = State.Header;
-  private stopped = false;
+  /**
+   * Boolean state packed into one field (EXPECT_MASKED, ALLOW_RSV1, STOPPED,
+   * IN_PAYLOAD, FIN, MASKED, MSG_COMPRESSED): an idle connection pays for
+   * every field of this object, 8 bytes each.
+   */
+  private bits = 0;
 
   // Header gathered across chunks: at most 2 + 8 + 4 bytes.
   private hdr: Buffer | null = null;
   private hdrHave = 0;
 
-  // The frame being read.
-  private fin = false;
+  // The frame being read. The masking key is one 32-bit number, first byte highest.
   private opcode = 0;
-  private masked = false;
-  // The frame's masking key, as plain fields (a typed array would cost every idle connection ~200 bytes).
-  private m0 = 0;
-  private m1 = 0;
-  private m2 = 0;
-  private m3 = 0;
+  private mask = 0;
   private payloadLength = 0;
   private payloadRead = 0;
 
   // The data message being assembled (opcode 0 when none).
   private msgOpcode = 0;
-  private msgCompressed = false;
   private msgBuf: Buffer | null = null;
   private msgLength = 0;
   private utf8: Utf8Validator | null = null;
@@ -80,25 +79,25 @@ export class FrameParser {
 
   constructor(events: ParserEvents, options: ParserOptions) {
     this.events = events;
-    this.expectMasked = options.expectMasked;
+    if (options.expectMasked) this.bits |= EXPECT_MASKED;
     this.maxPayload = options.maxPayload;
-    this.allowRsv1 = options.allowRsv1 ?? false;
+    if (options.allowRsv1 === true) this.bits |= ALLOW_RSV1;
   }
 
   /** Enables RSV1 once an extension that uses it is negotiated. */
   setAllowRsv1(allow: boolean): void {
-    this.allowRsv1 = allow;
+    this.bits = allow ? this.bits | ALLOW_RSV1 : this.bits & ~ALLOW_RSV1;
   }
 
   /** Ignore all further input (after a close frame, or once the connection failed). */
   stop(): void {
-    this.stopped = true;
+    this.bits |= STOPPED;
     this.msgBuf = null;
     this.ctlBuf = null;
   }
 
   get isStopped(): boolean {
-    return this.stopped;
+    return (this.bits & STOPPED) !== 0;
   }
 
   /** True while a fragmented message is in progress. */
@@ -113,8 +112,8 @@ export class FrameParser {
   push(chunk: Buffer): void {
     const end = chunk.length;
     let pos = 0;
-    while (pos < end && !this.stopped) {
-      if (this.state === State.Header) {
+    while (pos < end && (this.bits & STOPPED) === 0) {
+      if ((this.bits & IN_PAYLOAD) === 0) {
         if (this.hdrHave === 0 && end - pos >= 2) {
           const need = headerLength(chunk[pos + 1]!);
           if (end - pos >= need) {
@@ -133,7 +132,7 @@ export class FrameParser {
           continue;
         }
       }
-      // State.Payload
+      // Reading a payload.
       const take = Math.min(end - pos, this.payloadLength - this.payloadRead);
       // The header ended the chunk: wait for payload bytes, so a payload that
       // then arrives whole still takes the no-copy path.
@@ -141,7 +140,8 @@ export class FrameParser {
       const stop = pos + take;
       if (this.payloadRead === 0 && take === this.payloadLength) {
         // The whole payload is in this chunk: unmask it in place.
-        if (this.masked) maskWith(chunk, pos, stop, this.m0, this.m1, this.m2, this.m3, 0);
+        const k = this.mask;
+        if (this.bits & MASKED) maskWith(chunk, pos, stop, k >>> 24, (k >>> 16) & 0xff, (k >>> 8) & 0xff, k & 0xff, 0);
         this.endFrame(chunk, pos, stop);
       } else {
         // Part of a payload: unmasked while it is copied into its buffer.
@@ -184,10 +184,11 @@ export class FrameParser {
     // RFC 6455 §5.2: RSV bits must be 0 unless an extension defines them.
     if ((b0 & 0x30) !== 0) return this.fail(CloseCode.ProtocolError, 'reserved bits RSV2/RSV3 set');
     if (!isKnownOpcode(opcode)) return this.fail(CloseCode.ProtocolError, `reserved opcode 0x${opcode.toString(16)}`);
-    if (masked !== this.expectMasked) {
+    const expectMasked = (this.bits & EXPECT_MASKED) !== 0;
+    if (masked !== expectMasked) {
       return this.fail(
         CloseCode.ProtocolError,
-        this.expectMasked ? 'client frame is not masked' : 'server frame is masked',
+        expectMasked ? 'client frame is not masked' : 'server frame is masked',
       );
     }
     if (isControlOpcode(opcode)) {
@@ -201,7 +202,7 @@ export class FrameParser {
       if (rsv1) return this.fail(CloseCode.ProtocolError, 'RSV1 set on a continuation frame');
     } else {
       if (this.msgOpcode !== 0) return this.fail(CloseCode.ProtocolError, 'new data frame while a fragmented message is in progress');
-      if (rsv1 && !this.allowRsv1) return this.fail(CloseCode.ProtocolError, 'reserved bit RSV1 set without a negotiated extension');
+      if (rsv1 && (this.bits & ALLOW_RSV1) === 0) return this.fail(CloseCode.ProtocolError, 'reserved bit RSV1 set without a negotiated extension');
     }
 
     if (len === 126) {
@@ -220,25 +221,22 @@ export class FrameParser {
       return this.fail(CloseCode.MessageTooBig, `message exceeds maxPayload of ${this.maxPayload} bytes`);
     }
 
-    if (masked) {
-      this.m0 = buf[p]!;
-      this.m1 = buf[p + 1]!;
-      this.m2 = buf[p + 2]!;
-      this.m3 = buf[p + 3]!;
-    }
+    // Signed, so the field stays a small integer (an unsigned value over 2^31 would be boxed).
+    if (masked) this.mask = buf.readInt32BE(p);
 
-    this.fin = fin;
+    let bits = this.bits & ~(FIN | MASKED);
+    if (fin) bits |= FIN;
+    if (masked) bits |= MASKED;
     this.opcode = opcode;
-    this.masked = masked;
     this.payloadLength = len;
     this.payloadRead = 0;
     if (opcode === Opcode.Text || opcode === Opcode.Binary) {
       this.msgOpcode = opcode;
-      this.msgCompressed = rsv1;
+      bits = rsv1 ? bits | MSG_COMPRESSED : bits & ~MSG_COMPRESSED;
       this.msgLength = 0;
       this.utf8?.reset();
     }
-    this.state = State.Payload;
+    this.bits = bits | IN_PAYLOAD;
     return true;
   }
 
@@ -252,42 +250,43 @@ export class FrameParser {
       this.copyPayload(chunk, start, end, ctl, this.payloadRead);
       this.payloadRead += n;
       if (this.payloadRead === this.payloadLength) {
-        this.state = State.Header;
+        this.bits &= ~IN_PAYLOAD;
         this.ctlBuf = null;
         this.control(ctl);
       }
       return;
     }
-    if (!this.appendData(chunk, start, end, this.masked)) return;
+    if (!this.appendData(chunk, start, end, (this.bits & MASKED) !== 0)) return;
     this.payloadRead += n;
     if (this.payloadRead === this.payloadLength) {
-      this.state = State.Header;
-      if (this.fin) this.deliverAssembled();
+      this.bits &= ~IN_PAYLOAD;
+      if (this.bits & FIN) this.deliverAssembled();
     }
   }
 
   /** A frame whose whole payload is `chunk[start, end)` (unmasked), or empty. */
   private endFrame(chunk: Buffer, start: number, end: number): void {
-    this.state = State.Header;
+    this.bits &= ~IN_PAYLOAD;
     const opcode = this.opcode;
     if (isControlOpcode(opcode)) {
       this.control(start === end ? EMPTY : chunk.subarray(start, end));
       return;
     }
-    if (this.fin && this.msgBuf === null && this.msgLength === 0) {
+    const compressed = (this.bits & MSG_COMPRESSED) !== 0;
+    if (this.bits & FIN && this.msgBuf === null && this.msgLength === 0) {
       // Fast path: an unfragmented message handed out as a view of the chunk.
       const data = start === end ? EMPTY : chunk.subarray(start, end);
       const isText = this.msgOpcode === Opcode.Text;
       this.msgOpcode = 0;
-      if (isText && !this.msgCompressed && !isUtf8(data)) {
+      if (isText && !compressed && !isUtf8(data)) {
         this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8');
         return;
       }
-      this.events.onMessage(data, !isText, this.msgCompressed);
+      this.events.onMessage(data, !isText, compressed);
       return;
     }
     if (end > start && !this.appendData(chunk, start, end, false)) return;
-    if (this.fin) this.deliverAssembled();
+    if (this.bits & FIN) this.deliverAssembled();
   }
 
   /**
@@ -295,7 +294,8 @@ export class FrameParser {
    * when the frame is masked (the phase is the frame's bytes read so far).
    */
   private copyPayload(chunk: Buffer, start: number, end: number, dst: Buffer, at: number): void {
-    if (this.masked) copyMasked(chunk, start, end, dst, at, this.m0, this.m1, this.m2, this.m3, this.payloadRead);
+    const k = this.mask;
+    if (this.bits & MASKED) copyMasked(chunk, start, end, dst, at, k >>> 24, (k >>> 16) & 0xff, (k >>> 8) & 0xff, k & 0xff, this.payloadRead);
     else chunk.copy(dst, at, start, end);
   }
 
@@ -312,7 +312,7 @@ export class FrameParser {
       // fragments, never beyond maxPayload.
       const frameRest = this.payloadLength - this.payloadRead;
       let cap = this.msgLength + frameRest;
-      if (!this.fin) cap = Math.max(cap, Math.min(this.maxPayload, Math.max(1024, (buf?.length ?? 0) * 2)));
+      if ((this.bits & FIN) === 0) cap = Math.max(cap, Math.min(this.maxPayload, Math.max(1024, (buf?.length ?? 0) * 2)));
       const next = Buffer.allocUnsafe(Math.max(cap, needed));
       if (buf !== null && this.msgLength > 0) buf.copy(next, 0, 0, this.msgLength);
       buf = this.msgBuf = next;
@@ -321,7 +321,7 @@ export class FrameParser {
     if (unmask) this.copyPayload(chunk, start, end, buf, at);
     else chunk.copy(buf, at, start, end);
     this.msgLength = needed;
-    if (this.msgOpcode === Opcode.Text && !this.msgCompressed) {
+    if (this.msgOpcode === Opcode.Text && (this.bits & MSG_COMPRESSED) === 0) {
       const v = (this.utf8 ??= new Utf8Validator());
       if (!v.feed(buf, at, needed)) {
         this.fail(CloseCode.InvalidPayload, 'text message is not valid UTF-8');
@@ -333,7 +333,7 @@ export class FrameParser {
 
   private deliverAssembled(): void {
     const isText = this.msgOpcode === Opcode.Text;
-    const compressed = this.msgCompressed;
+    const compressed = (this.bits & MSG_COMPRESSED) !== 0;
     if (isText && !compressed && this.utf8 !== null && this.msgLength > 0 && !this.utf8.complete) {
       this.fail(CloseCode.InvalidPayload, 'text message ends inside a UTF-8 sequence');
       return;
