@@ -14,9 +14,9 @@ import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/close.js';
 import { type ExtensionNegotiator, type ExtensionOffer, formatExtensions, negotiateExtensions } from '../protocol/extensions.js';
-import { Opcode, headerSize, writeHeader } from '../protocol/frame.js';
 import { buildAcceptResponse, buildRefusal, checkUpgradeRequest } from '../protocol/handshake.js';
 import { type ConnectionHandler, type ConnectionHost, type SendOptions, ServerWebSocket } from './server-socket.js';
+import { Topics } from './topics.js';
 
 /** What the `upgrade` hook learns about a handshake that passed the protocol checks. */
 export interface UpgradeInfo {
@@ -112,7 +112,7 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
   private httpServer: HttpServer | HttpsServer | null = null;
   private ownsHttpServer = false;
   private closing: Promise<void> | null = null;
-  private readonly topics = new Map<string, Set<ServerWebSocket<T>>>();
+  private readonly topics = new Topics<T>();
   /** Sockets whose handshake is being decided (async upgrade hooks). */
   private readonly pending = new Set<Duplex>();
 
@@ -354,37 +354,23 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
   /** @internal */
   connectionClosed(ws: ServerWebSocket<T>): void {
     this.clients.delete(ws);
-    if (ws.topics !== null) {
-      for (const t of ws.topics) this.removeSubscriber(t, ws);
-      ws.topics = null;
-    }
+    this.topics.unsubscribeAll(ws);
   }
 
-  // Topics: in-process publish/subscribe.
+  // Topics: in-process publish/subscribe (topics.ts).
 
   /** Subscribes `ws` to `topic`. */
   subscribe(ws: ServerWebSocket<T>, topic: string): void {
-    if (ws.readyState === 3) return;
-    let subs = this.topics.get(topic);
-    if (subs === undefined) this.topics.set(topic, (subs = new Set()));
-    subs.add(ws);
-    (ws.topics ??= new Set()).add(topic);
+    this.topics.subscribe(ws, topic);
   }
 
   unsubscribe(ws: ServerWebSocket<T>, topic: string): void {
-    if (ws.topics?.delete(topic)) this.removeSubscriber(topic, ws);
-  }
-
-  private removeSubscriber(topic: string, ws: ServerWebSocket<T>): void {
-    const subs = this.topics.get(topic);
-    if (subs === undefined) return;
-    subs.delete(ws);
-    if (subs.size === 0) this.topics.delete(topic);
+    this.topics.unsubscribe(ws, topic);
   }
 
   /** Number of connections subscribed to `topic`. */
   subscriberCount(topic: string): number {
-    return this.topics.get(topic)?.size ?? 0;
+    return this.topics.count(topic);
   }
 
   /**
@@ -393,16 +379,7 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
    * connections it was queued for.
    */
   publish(topic: string, data: string | Buffer | ArrayBuffer | ArrayBufferView, options?: SendOptions, exclude?: ServerWebSocket<T>): number {
-    const subs = this.topics.get(topic);
-    if (subs === undefined) return 0;
-    const frame = buildFrame(data, options);
-    let n = 0;
-    for (const ws of subs) {
-      if (ws === exclude) continue;
-      ws.sendFrame(frame);
-      n++;
-    }
-    return n;
+    return this.topics.publish(topic, data, options, exclude);
   }
 
   // Keepalive: one timer per server sweeps every connection.
@@ -481,23 +458,6 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
     if (owned && server !== null) server.closeAllConnections();
     await serverClosed;
   }
-}
-
-/** Serialises a whole unmasked frame once, for publishing to many connections. */
-function buildFrame(data: string | Buffer | ArrayBuffer | ArrayBufferView, options: SendOptions | undefined): Buffer {
-  let payload: Uint8Array;
-  let binary: boolean;
-  if (typeof data === 'string') {
-    payload = Buffer.from(data, 'utf8');
-    binary = options?.binary ?? false;
-  } else {
-    payload = data instanceof Uint8Array ? data : data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-    binary = options?.binary ?? true;
-  }
-  const frame = Buffer.allocUnsafe(headerSize(payload.length, false) + payload.length);
-  const p = writeHeader(frame, 0, 0x80 | (binary ? Opcode.Binary : Opcode.Text), payload.length, null);
-  frame.set(payload, p);
-  return frame;
 }
 
 function routeUpgrade(this: HttpServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {

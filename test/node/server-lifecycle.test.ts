@@ -348,6 +348,18 @@ describe('Topics: publish / subscribe', () => {
     }
   });
 
+  it('publishing bytes as text requires UTF-8 (RFC 6455 §5.6), and a closed connection leaves its topics', async (t) => {
+    const { wss, clients, servers } = await three(t);
+    for (const ws of servers) ws.subscribe('room');
+    assert.throws(() => wss.publish('room', Buffer.from([0xff, 0xfe]), { binary: false }), TypeError);
+    const got = clients.slice(1).map((c) => clientMessage(c));
+    clients[0]!.terminate();
+    for (let i = 0; i < 100 && wss.subscriberCount('room') !== 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(wss.subscriberCount('room'), 2);
+    assert.equal(wss.publish('room', Buffer.from('ok'), { binary: false }), 2);
+    for (const m of await Promise.all(got)) assert.deepEqual([m.data.toString(), m.isBinary], ['ok', false]);
+  });
+
   it('ServerWebSocket.publish excludes the sender', async (t) => {
     const { clients, servers } = await three(t);
     for (const ws of servers) ws.subscribe('room');
