@@ -18,10 +18,10 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
-import { isUtf8 } from 'node:buffer';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from '../../src/index.js';
+import { EMPTY, FrameJudge, OP, type Received, type Step, ascii, assertEvent, bin, chop, frameKit, msg, pongOf, show } from '../helpers/conformance.js';
 
 const LOOPBACK = '127.0.0.1';
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -41,60 +41,10 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
 }
 
 // ---------------------------------------------------------------------------
-// Frames the server sends (RFC 6455 §5.2; a server never masks, §5.1)
+// Frames the server sends (RFC 6455 §5.2; a server never masks, §5.1, unless a
+// case asks: then with a fixed key). Builders and the judge: ../helpers/conformance.ts.
 
-const OP = { cont: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const;
-const EMPTY = Buffer.alloc(0);
-
-interface FrameOptions {
-  fin?: boolean;
-  /** RSV1-3 as a 3-bit number (4 = RSV1, 2 = RSV2, 1 = RSV3), as Autobahn numbers them. */
-  rsv?: number;
-  /** Mask the frame (a server must not: a client must fail on it). */
-  mask?: boolean;
-}
-
-function frame(opcode: number, payload: Buffer | string = EMPTY, options: FrameOptions = {}): Buffer {
-  const data = typeof payload === 'string' ? Buffer.from(payload, 'utf8') : payload;
-  const fin = options.fin ?? true;
-  const b0 = (fin ? 0x80 : 0) | ((options.rsv ?? 0) << 4) | opcode;
-  const maskBit = options.mask === true ? 0x80 : 0;
-  let header: Buffer;
-  if (data.length < 126) {
-    header = Buffer.from([b0, maskBit | data.length]);
-  } else if (data.length < 0x10000) {
-    header = Buffer.alloc(4);
-    header[0] = b0;
-    header[1] = maskBit | 126;
-    header.writeUInt16BE(data.length, 2);
-  } else {
-    header = Buffer.alloc(10);
-    header[0] = b0;
-    header[1] = maskBit | 127;
-    header.writeBigUInt64BE(BigInt(data.length), 2);
-  }
-  if (options.mask !== true) return Buffer.concat([header, data]);
-  const key = Buffer.from([0x11, 0x22, 0x33, 0x44]);
-  const masked = Buffer.alloc(data.length);
-  for (let i = 0; i < data.length; i++) masked[i] = data[i]! ^ key[i & 3]!;
-  return Buffer.concat([header, key, masked]);
-}
-
-const text = (s: string | Buffer, o?: FrameOptions): Buffer => frame(OP.text, s, o);
-const binary = (b: Buffer, o?: FrameOptions): Buffer => frame(OP.binary, b, o);
-const cont = (s: string | Buffer, o?: FrameOptions): Buffer => frame(OP.cont, s, o);
-const ping = (s: string | Buffer = EMPTY, o?: FrameOptions): Buffer => frame(OP.ping, s, o);
-const pong = (s: string | Buffer = EMPTY, o?: FrameOptions): Buffer => frame(OP.pong, s, o);
-
-/** A close frame: no body when `code` is undefined; `reason` as raw bytes so it can be invalid. */
-function close(code?: number, reason: Buffer | string = EMPTY): Buffer {
-  if (code === undefined) return frame(OP.close);
-  const r = typeof reason === 'string' ? Buffer.from(reason, 'utf8') : reason;
-  const body = Buffer.alloc(2 + r.length);
-  body.writeUInt16BE(code, 0);
-  r.copy(body, 2);
-  return frame(OP.close, body);
-}
+const { frame, text, binary, cont, ping, pong, close, fragments } = frameKit({ masked: false, maskKey: () => [0x11, 0x22, 0x33, 0x44] });
 
 /** Deterministic bytes of any length (every value occurs). */
 function pattern(n: number, seed = 7): Buffer {
@@ -107,50 +57,8 @@ function pattern(n: number, seed = 7): Buffer {
   return b;
 }
 
-/** ASCII text of `n` bytes. */
-function ascii(n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = 0x20 + (i % 95);
-  return b;
-}
-
-function chop(buf: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < buf.length; i += size) out.push(buf.subarray(i, i + size));
-  return out;
-}
-
-/** `payload` as a fragmented message: `first` opcode, then continuations, frames of `size` bytes. */
-function fragments(opcode: number, payload: Buffer, size: number): Buffer[] {
-  const parts = payload.length === 0 ? [EMPTY] : chop(payload, size);
-  return parts.map((p, i) => frame(i === 0 ? opcode : OP.cont, p, { fin: i === parts.length - 1 }));
-}
-
 // ---------------------------------------------------------------------------
 // What the client sends, decoded and judged strictly
-
-type Received =
-  | { type: 'message'; binary: boolean; data: Buffer }
-  | { type: 'ping' | 'pong'; data: Buffer }
-  | { type: 'close'; code: number | null; reason: string };
-
-const msg = (data: Buffer | string): Received => ({ type: 'message', binary: false, data: Buffer.from(data) });
-const bin = (data: Buffer): Received => ({ type: 'message', binary: true, data });
-const pongOf = (data: Buffer | string = EMPTY): Received => ({ type: 'pong', data: Buffer.from(data) });
-
-function show(e: Received): string {
-  if (e.type === 'close') return `close(${e.code ?? 'no code'}${e.reason ? `, "${e.reason}"` : ''})`;
-  const d = e.data.length <= 32 ? e.data.toString('hex') : `${e.data.length} bytes`;
-  if (e.type === 'message') return `${e.binary ? 'binary' : 'text'}[${d}]`;
-  return `${e.type}[${d}]`;
-}
-
-function assertEvent(actual: Received, expected: Received, where: string): void {
-  assert.equal(show(actual).split('[')[0], show(expected).split('[')[0], `${where}: expected ${show(expected)}, got ${show(actual)}`);
-  if (actual.type !== 'close' && expected.type !== 'close') {
-    assert.ok(actual.data.equals(expected.data), `${where}: expected ${show(expected)}, got ${show(actual)}`);
-  }
-}
 
 function expectClose(e: Received, code: number | null): void {
   assert.ok(e.type === 'close' && e.code === code, `expected close(${code ?? 'no code'}), got ${show(e)}`);
@@ -202,8 +110,9 @@ class ByteQueue {
 
 /** The server side of one connection: reads and judges the client's frames, writes ours. */
 class Peer {
-  readonly violations: string[] = [];
-  readonly events: Received[] = [];
+  private readonly judge = new FrameJudge({ expectMasked: true, sender: 'client' });
+  readonly violations = this.judge.violations;
+  readonly events = this.judge.events;
   /** The client sent its FIN (half-closed its side of TCP). */
   clientFin = false;
   readonly closed: Promise<void>;
@@ -211,10 +120,6 @@ class Peer {
   private consumed = 0;
   private readonly queue = new ByteQueue();
   private waiters: (() => void)[] = [];
-  // A data message being assembled from the client's fragments.
-  private msgOpcode = 0;
-  private msgParts: Buffer[] = [];
-  private closeSeen = false;
 
   /** The 101 response, held back to go out in one TCP write with the first frames. */
   private held: Buffer | null;
@@ -334,83 +239,15 @@ class Peer {
       if (key !== null) {
         for (let i = 0; i < payload.length; i++) payload[i] = payload[i]! ^ key[i & 3]!;
       }
-      this.frame((b0 & 0x80) !== 0, (b0 >> 4) & 7, b0 & 0x0f, masked, payload);
+      this.judge.frame((b0 & 0x80) !== 0, (b0 >> 4) & 7, b0 & 0x0f, masked, payload);
     }
     this.wake();
-  }
-
-  /** Judges one frame of the client, as a strict peer does (RFC 6455 §5). */
-  private frame(fin: boolean, rsv: number, opcode: number, masked: boolean, payload: Buffer): void {
-    const v = this.violations;
-    const name = `frame opcode 0x${opcode.toString(16)}`;
-    // §5.1: a client MUST mask every frame it sends.
-    if (!masked) v.push(`${name} is not masked`);
-    // §5.2: RSV bits are 0 without an extension (none was negotiated).
-    if (rsv !== 0) v.push(`${name} has RSV bits ${rsv}`);
-    // §5.5.1: nothing after a close frame.
-    if (this.closeSeen) v.push(`${name} sent after the client's close frame`);
-    switch (opcode) {
-      case OP.close:
-      case OP.ping:
-      case OP.pong: {
-        // §5.5: control frames are not fragmented and carry at most 125 bytes.
-        if (!fin) v.push(`${name} is fragmented`);
-        if (payload.length > 125) v.push(`${name} carries ${payload.length} bytes`);
-        if (opcode === OP.close) {
-          this.closeSeen = true;
-          this.events.push(this.closePayload(payload));
-        } else {
-          this.events.push({ type: opcode === OP.ping ? 'ping' : 'pong', data: payload });
-        }
-        return;
-      }
-      case OP.text:
-      case OP.binary:
-        if (this.msgOpcode !== 0) v.push(`new data frame while a fragmented message is in progress`);
-        this.msgOpcode = opcode;
-        this.msgParts = [payload];
-        break;
-      case OP.cont:
-        if (this.msgOpcode === 0) {
-          v.push('continuation frame with no message started');
-          return;
-        }
-        this.msgParts.push(payload);
-        break;
-      default:
-        v.push(`reserved opcode 0x${opcode.toString(16)}`);
-        return;
-    }
-    if (!fin) return;
-    const data = this.msgParts.length === 1 ? this.msgParts[0]! : Buffer.concat(this.msgParts);
-    const isText = this.msgOpcode === OP.text;
-    this.msgOpcode = 0;
-    this.msgParts = [];
-    // §8.1: text is UTF-8.
-    if (isText && !isUtf8(data)) v.push('text message is not valid UTF-8');
-    this.events.push({ type: 'message', binary: !isText, data });
-  }
-
-  private closePayload(payload: Buffer): Received {
-    if (payload.length === 0) return { type: 'close', code: null, reason: '' };
-    if (payload.length === 1) {
-      this.violations.push('close frame with a 1-byte payload');
-      return { type: 'close', code: null, reason: '' };
-    }
-    const code = payload.readUInt16BE(0);
-    // §7.4: codes an endpoint may send.
-    const sendable = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
-    if (!sendable) this.violations.push(`close code ${code} may not be sent`);
-    const reason = payload.subarray(2);
-    if (!isUtf8(reason)) this.violations.push('close reason is not UTF-8');
-    return { type: 'close', code, reason: reason.toString('utf8') };
   }
 }
 
 // ---------------------------------------------------------------------------
 // The server: a handshake by hand, then the case that the URL names
 
-type Step = Buffer | number;
 
 /** What the client's side must see at the end (WHATWG close event; the CLI's exit status). */
 type Outcome =

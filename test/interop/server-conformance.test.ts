@@ -18,11 +18,11 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
-import { isUtf8 } from 'node:buffer';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { WebSocketServer } from '../../src/index.js';
-import { clientFrame, closePayload, pattern } from '../helpers/frames.js';
+import { EMPTY, FrameJudge, OP, type Received, type Step, ascii, assertEvent, bin, chop, frameKit, msg, pongOf, show } from '../helpers/conformance.js';
+import { closePayload, pattern } from '../helpers/frames.js';
 import { LOOPBACK, acceptFor, delay, parseFrame, upgradeRequest, withTimeout } from '../helpers/raw-client.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -33,58 +33,9 @@ const QUIET_MS = 100;
 
 // ---------------------------------------------------------------------------
 // Frames a client sends: always masked (RFC 6455 §5.1), with a fresh key.
+// Builders and the judge: ../helpers/conformance.ts.
 
-const OP = { cont: 0x0, text: 0x1, binary: 0x2, close: 0x8, ping: 0x9, pong: 0xa } as const;
-const EMPTY = Buffer.alloc(0);
-
-interface FrameOptions {
-  fin?: boolean;
-  /** RSV1-3 as a 3-bit number (4 = RSV1, 2 = RSV2, 1 = RSV3), as Autobahn numbers them. */
-  rsv?: number;
-}
-
-function frame(opcode: number, payload: Buffer | string = EMPTY, o: FrameOptions = {}): Buffer {
-  const rsv = o.rsv ?? 0;
-  return clientFrame({
-    opcode,
-    payload,
-    fin: o.fin ?? true,
-    rsv1: (rsv & 4) !== 0,
-    rsv2: (rsv & 2) !== 0,
-    rsv3: (rsv & 1) !== 0,
-    mask: [...randomBytes(4)],
-  });
-}
-
-const text = (s: Buffer | string, o?: FrameOptions): Buffer => frame(OP.text, s, o);
-const binary = (b: Buffer, o?: FrameOptions): Buffer => frame(OP.binary, b, o);
-const cont = (s: Buffer | string, o?: FrameOptions): Buffer => frame(OP.cont, s, o);
-const ping = (s: Buffer | string = EMPTY, o?: FrameOptions): Buffer => frame(OP.ping, s, o);
-const pong = (s: Buffer | string = EMPTY, o?: FrameOptions): Buffer => frame(OP.pong, s, o);
-
-/** A close frame: no body when `code` is undefined; `reason` as raw bytes so it can be invalid. */
-function close(code?: number, reason: Buffer | string = EMPTY): Buffer {
-  return frame(OP.close, code === undefined ? EMPTY : closePayload(code, reason));
-}
-
-/** ASCII text of `n` bytes. */
-function ascii(n: number): Buffer {
-  const b = Buffer.allocUnsafe(n);
-  for (let i = 0; i < n; i++) b[i] = 0x20 + (i % 95);
-  return b;
-}
-
-function chop(buf: Buffer, size: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (let i = 0; i < buf.length; i += size) out.push(buf.subarray(i, i + size));
-  return out;
-}
-
-/** `payload` as a fragmented message: `opcode` first, then continuations, frames of `size` bytes. */
-function fragments(opcode: number, payload: Buffer, size: number): Buffer[] {
-  const parts = payload.length === 0 ? [EMPTY] : chop(payload, size);
-  return parts.map((p, i) => frame(i === 0 ? opcode : OP.cont, p, { fin: i === parts.length - 1 }));
-}
+const { frame, text, binary, cont, ping, pong, close, fragments } = frameKit({ masked: true, maskKey: () => randomBytes(4) });
 
 /** One TCP write of each byte, with a pause now and then so they arrive apart. */
 function bytewise(buf: Buffer): Step[] {
@@ -99,36 +50,11 @@ function bytewise(buf: Buffer): Step[] {
 // ---------------------------------------------------------------------------
 // What the server sends, decoded and judged strictly
 
-type Received =
-  | { type: 'message'; binary: boolean; data: Buffer }
-  | { type: 'ping' | 'pong'; data: Buffer }
-  | { type: 'close'; code: number | null; reason: string };
-
-const msg = (data: Buffer | string): Received => ({ type: 'message', binary: false, data: Buffer.from(data) });
-const bin = (data: Buffer): Received => ({ type: 'message', binary: true, data });
-const pongOf = (data: Buffer | string = EMPTY): Received => ({ type: 'pong', data: Buffer.from(data) });
-
-function show(e: Received): string {
-  if (e.type === 'close') return `close(${e.code ?? 'no code'}${e.reason ? `, "${e.reason}"` : ''})`;
-  const d = e.data.length <= 32 ? e.data.toString('hex') : `${e.data.length} bytes`;
-  if (e.type === 'message') return `${e.binary ? 'binary' : 'text'}[${d}]`;
-  return `${e.type}[${d}]`;
-}
-
-function assertEvent(actual: Received, expected: Received, where: string): void {
-  const same =
-    show(actual).split('[')[0] === show(expected).split('[')[0] &&
-    (actual.type === 'close' || expected.type === 'close' || actual.data.equals(expected.data));
-  assert.ok(same, `${where}: expected ${show(expected)}, got ${show(actual)}`);
-}
-
-/** Each element is one TCP write; a number is a pause in milliseconds. */
-type Step = Buffer | number;
-
 /** One client connection: handshake by hand, then frames judged as they arrive. */
 class Peer {
-  readonly violations: string[] = [];
-  readonly events: Received[] = [];
+  private readonly judge = new FrameJudge({ expectMasked: false, sender: 'server' });
+  readonly violations = this.judge.violations;
+  readonly events = this.judge.events;
   /** The server's FIN arrived. */
   serverFin = false;
   /** Our FIN was sent (we never send it before the server's, except to clean up). */
@@ -143,9 +69,6 @@ class Peer {
   /** Bytes needed before the next parse step can make progress. */
   private need = 1;
   private waiters: (() => void)[] = [];
-  private msgOpcode = 0;
-  private msgParts: Buffer[] = [];
-  private closeSeen = false;
 
   private constructor(readonly socket: net.Socket, readonly key: string) {
     socket.setNoDelay(true);
@@ -302,7 +225,7 @@ class Peer {
         this.need = 2;
         continue;
       }
-      if (this.closeSeen) {
+      if (this.judge.closeSeen) {
         this.violations.push(`${this.have} bytes after the server's close frame`);
         this.consume(this.have);
         this.need = 1;
@@ -324,74 +247,9 @@ class Peer {
       assert.ok(got !== undefined);
       this.consume(got.size);
       this.need = 2;
-      this.judge(got.frame.fin, got.frame.rsv, got.frame.opcode, got.frame.masked, got.frame.payload);
+      this.judge.frame(got.frame.fin, got.frame.rsv, got.frame.opcode, got.frame.masked, got.frame.payload);
     }
     this.wake();
-  }
-
-  /** Judges one frame of the server (RFC 6455 §5). */
-  private judge(fin: boolean, rsv: number, opcode: number, masked: boolean, payload: Buffer): void {
-    const v = this.violations;
-    const name = `frame opcode 0x${opcode.toString(16)}`;
-    // §5.1: a server MUST NOT mask any frame it sends.
-    if (masked) v.push(`${name} is masked`);
-    // §5.2: RSV bits are 0 without an extension (none was negotiated).
-    if (rsv !== 0) v.push(`${name} has RSV bits ${rsv}`);
-    switch (opcode) {
-      case OP.close:
-      case OP.ping:
-      case OP.pong: {
-        // §5.5: control frames are not fragmented and carry at most 125 bytes.
-        if (!fin) v.push(`${name} is fragmented`);
-        if (payload.length > 125) v.push(`${name} carries ${payload.length} bytes`);
-        if (opcode === OP.close) {
-          this.closeSeen = true;
-          this.events.push(this.closeOf(payload));
-        } else {
-          this.events.push({ type: opcode === OP.ping ? 'ping' : 'pong', data: payload });
-        }
-        return;
-      }
-      case OP.text:
-      case OP.binary:
-        if (this.msgOpcode !== 0) v.push('new data frame while a fragmented message is in progress');
-        this.msgOpcode = opcode;
-        this.msgParts = [payload];
-        break;
-      case OP.cont:
-        if (this.msgOpcode === 0) {
-          v.push('continuation frame with no message started');
-          return;
-        }
-        this.msgParts.push(payload);
-        break;
-      default:
-        v.push(`reserved opcode 0x${opcode.toString(16)}`);
-        return;
-    }
-    if (!fin) return;
-    const data = this.msgParts.length === 1 ? (this.msgParts[0] ?? EMPTY) : Buffer.concat(this.msgParts);
-    const isText = this.msgOpcode === OP.text;
-    this.msgOpcode = 0;
-    this.msgParts = [];
-    // §8.1: text is UTF-8.
-    if (isText && !isUtf8(data)) v.push('text message is not valid UTF-8');
-    this.events.push({ type: 'message', binary: !isText, data });
-  }
-
-  private closeOf(payload: Buffer): Received {
-    if (payload.length === 0) return { type: 'close', code: null, reason: '' };
-    if (payload.length === 1) {
-      this.violations.push('close frame with a 1-byte payload');
-      return { type: 'close', code: null, reason: '' };
-    }
-    const code = payload.readUInt16BE(0);
-    // §7.4: codes an endpoint may send.
-    const sendable = (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) || (code >= 3000 && code <= 4999);
-    if (!sendable) this.violations.push(`close code ${code} may not be sent`);
-    const reason = payload.subarray(2);
-    if (!isUtf8(reason)) this.violations.push('close reason is not UTF-8');
-    return { type: 'close', code, reason: reason.toString('utf8') };
   }
 }
 
