@@ -17,9 +17,6 @@ export type Opcode = (typeof Opcode)[keyof typeof Opcode];
 /** Control frames carry at most 125 bytes of payload (RFC 6455 §5.5). */
 export const MAX_CONTROL_PAYLOAD = 125;
 
-/** Largest payload length a frame header can describe without the 64-bit MSB (RFC 6455 §5.2). */
-export const MAX_FRAME_PAYLOAD = Number.MAX_SAFE_INTEGER;
-
 export function isControlOpcode(op: number): boolean {
   return (op & 0x8) !== 0;
 }

@@ -96,15 +96,6 @@ export class FrameParser {
     this.ctlBuf = null;
   }
 
-  get isStopped(): boolean {
-    return (this.bits & STOPPED) !== 0;
-  }
-
-  /** True while a fragmented message is in progress. */
-  get inMessage(): boolean {
-    return this.msgOpcode !== 0;
-  }
-
   /**
    * Parses one chunk. Payload bytes of masked frames are unmasked in place,
    * so the chunk must belong to the caller (a socket's `data` buffer does).

@@ -47,12 +47,6 @@ function takeMaskKey(): number {
   return at;
 }
 
-/** A fresh masking key (a copy), for callers outside the writer. */
-export function nextMaskKey(): Uint8Array {
-  const at = takeMaskKey();
-  return Uint8Array.from(randomPool.subarray(at, at + 4));
-}
-
 /** Writes a header whose masking key (when `masked`) is fresh from the pool; returns the payload offset. */
 function writeFrameHeader(target: Buffer, at: number, first: number, len: number, masked: boolean): number {
   return masked ? writeHeader(target, at, first, len, randomPool, takeMaskKey()) : writeHeader(target, at, first, len, null);

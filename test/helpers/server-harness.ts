@@ -5,6 +5,7 @@
  * with no handle left behind.
  */
 import type { Server as HttpServer } from 'node:http';
+import type { TestContext } from 'node:test';
 import { WebSocket as WsClient } from 'ws';
 import { WebSocketServer, type ServerHandler, type WebSocketServerOptions } from '../../src/node/server.js';
 import type { ServerWebSocket } from '../../src/node/server-socket.js';
@@ -217,4 +218,17 @@ export function clientMessage(ws: WsClient, ms = WAIT_MS): Promise<{ data: Buffe
     ms,
     'a message on the ws client',
   );
+}
+
+/** A Scope torn down after the test. */
+export function scopeFor(t: TestContext): Scope {
+  const s = new Scope();
+  t.after(() => s.dispose());
+  return s;
+}
+
+/** A listening server in a scope torn down after the test. */
+export async function listening<T = unknown>(t: TestContext, options: WebSocketServerOptions<T> = {}, handler?: ServerHandler<T>) {
+  const s = scopeFor(t);
+  return { s, ...(await s.listen<T>(options, handler)) };
 }

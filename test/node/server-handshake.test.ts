@@ -3,11 +3,11 @@
  * loopback sockets: raw TCP clients send hand-written HTTP requests and the
  * tests assert the exact status, headers and body the server answers with.
  */
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type ServerHandler, type WebSocketServerOptions } from '../../src/node/server.js';
+import { WebSocketServer } from '../../src/node/server.js';
 import {
   RFC_ACCEPT,
   RFC_KEY,
@@ -18,19 +18,8 @@ import {
   upgradeRequest,
   type RequestSpec,
 } from '../helpers/raw-client.js';
-import { EventLog, Scope, echo } from '../helpers/server-harness.js';
+import { EventLog, listening, scopeFor as scope, echo } from '../helpers/server-harness.js';
 
-/** A scope torn down after the test. */
-function scope(t: TestContext): Scope {
-  const s = new Scope();
-  t.after(() => s.dispose());
-  return s;
-}
-
-async function listening<T = unknown>(t: TestContext, options: WebSocketServerOptions<T> = {}, handler?: ServerHandler<T>) {
-  const s = scope(t);
-  return { s, ...(await s.listen<T>(options, handler)) };
-}
 
 describe('RFC 6455 §4.2.2: accepting a valid handshake', () => {
   it('answers 101 with the exact Sec-WebSocket-Accept of the RFC example key', async (t) => {

@@ -8,23 +8,13 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { WebSocket as WsClient } from 'ws';
-import { WebSocketServer, type ServerHandler, type WebSocketServerOptions } from '../../src/node/server.js';
+import { WebSocketServer } from '../../src/node/server.js';
 import type { ServerWebSocket } from '../../src/node/server-socket.js';
 import { RawPeer, delay, rawOpen, rawRequest, upgradeRequest, withTimeout } from '../helpers/raw-client.js';
-import { EventLog, Scope, clientClosed, clientMessage, echo } from '../helpers/server-harness.js';
+import { EventLog, listening, scopeFor as scope, clientClosed, clientMessage, echo } from '../helpers/server-harness.js';
 
 const PING = 0x9;
 
-function scope(t: TestContext): Scope {
-  const s = new Scope();
-  t.after(() => s.dispose());
-  return s;
-}
-
-async function listening<T = unknown>(t: TestContext, options: WebSocketServerOptions<T> = {}, handler?: ServerHandler<T>) {
-  const s = scope(t);
-  return { s, ...(await s.listen<T>(options, handler)) };
-}
 
 /** Sends messages to `ws` until `send` reports backpressure; returns how many bytes that took. */
 function fillUntilBackpressure(ws: ServerWebSocket<unknown>, chunk: Buffer, limit = 256): number {
