@@ -2,8 +2,8 @@
  * `fullduplex serve`: an HTTP server with a WebSocket echo endpoint at /echo
  * that offers the subprotocols "chat" and "superchat".
  */
-import { createServer } from 'node:http';
-import { SERVER_DEFAULTS as DEFAULTS, WebSocketServer } from '../index.js';
+import type { RequestListener } from 'node:http';
+import { WebSocketServer } from '../index.js';
 import { UsageError, parse, parsePort } from './args.js';
 
 const HELP = `Usage: fullduplex serve [--port 8080] [--host 127.0.0.1]
@@ -43,20 +43,7 @@ export async function serveCommand(args: string[]): Promise<number> {
   }
   const host = values.host ?? '127.0.0.1';
 
-  const http = createServer({ maxHeaderSize: DEFAULTS.maxHeaderSize, connectionsCheckingInterval: 1000 }, (req, res) => {
-    if (req.url === '/' || req.url === '/index.html') {
-      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end('fullduplex server. WebSocket echo endpoint: /echo (subprotocols: chat, superchat)\n');
-      return;
-    }
-    res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
-    res.end('not found\n');
-  });
-  // A client that sends half a request is dropped after the handshake timeout (408).
-  http.headersTimeout = DEFAULTS.handshakeTimeout;
-  http.requestTimeout = DEFAULTS.handshakeTimeout;
   const wss = new WebSocketServer({
-    server: http,
     // /echo is the documented endpoint; other paths echo too, so a
     // conformance client pointed at the bare host:port also works.
     // The first subprotocol the client offered that the server knows.
@@ -67,18 +54,22 @@ export async function serveCommand(args: string[]): Promise<number> {
       },
     },
   });
-
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    http.listen(port, host, () => {
-      http.off('error', reject);
-      resolve();
-    });
-  }).catch((err: NodeJS.ErrnoException) => {
-    throw new Error(`cannot listen on ${host}:${port}: ${err.code ?? err.message}`);
-  });
-  const addr = http.address();
-  const actualPort = typeof addr === 'object' && addr !== null ? addr.port : port;
+  // Plain HTTP requests: a line about the endpoint at /, 404 elsewhere.
+  const onRequest: RequestListener = (req, res) => {
+    if (req.url === '/' || req.url === '/index.html') {
+      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
+      res.end('fullduplex server. WebSocket echo endpoint: /echo (subprotocols: chat, superchat)\n');
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+    res.end('not found\n');
+  };
+  let actualPort: number;
+  try {
+    ({ port: actualPort } = await wss.listen(port, host, onRequest));
+  } catch (err) {
+    throw new Error(`cannot listen on ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
   const shownHost = host.includes(':') ? `[${host}]` : host;
   process.stdout.write(`fullduplex serve: listening on ws://${shownHost}:${actualPort}/echo\n`);
 
@@ -90,10 +81,8 @@ export async function serveCommand(args: string[]): Promise<number> {
       }
       stopping = true;
       process.stdout.write('fullduplex serve: shutting down\n');
-      void wss.close(2000).then(() => {
-        http.close(() => resolve(0));
-        http.closeAllConnections();
-      });
+      // Closes the WebSocket connections (1001) and the HTTP server listen() made.
+      void wss.close(2000).then(() => resolve(0));
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);

@@ -8,7 +8,7 @@
  * connection costs no listener closures: the server holds one `handler`, and
  * every connection calls into it with itself as the first argument.
  */
-import { type IncomingMessage, type Server as HttpServer, createServer } from 'node:http';
+import { type IncomingMessage, type RequestListener, type Server as HttpServer, createServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -136,9 +136,10 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
 
   /**
    * Starts an HTTP server of its own on `port` (0 for any) and `host`
-   * (default 127.0.0.1). Plain HTTP requests get `426 Upgrade Required`.
+   * (default 127.0.0.1), with this server's handshake limits. Plain HTTP
+   * requests go to `onRequest`, or get `426 Upgrade Required` without one.
    */
-  listen(port = 0, host = '127.0.0.1'): Promise<AddressInfo> {
+  listen(port = 0, host = '127.0.0.1', onRequest?: RequestListener): Promise<AddressInfo> {
     if (this.httpServer !== null) return Promise.reject(new Error('this WebSocketServer already has an HTTP server'));
     const server = createServer(
       {
@@ -157,6 +158,10 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
           res.end(checked.message);
           return;
         }
+      }
+      if (onRequest !== undefined) {
+        onRequest(req, res);
+        return;
       }
       const body = 'This is a WebSocket endpoint: connect with a WebSocket client.\n';
       res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13' });

@@ -106,6 +106,20 @@ describe('RFC 6455 §4.2.1: refusing a bad handshake with its exact status', () 
     assert.equal(res.headers.get('upgrade')?.toLowerCase(), 'websocket');
     assert.equal(res.headers.get('sec-websocket-version'), '13');
   });
+
+  it("listen()'s onRequest answers plain HTTP requests; broken handshakes still get their status", async (t) => {
+    const s = scope(t);
+    const wss = s.server(new WebSocketServer({ keepalive: false }));
+    const { port } = await wss.listen(0, '127.0.0.1', (_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end('hello');
+    });
+    const res = await rawRequest(port, 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n');
+    assert.equal(res.status, 200);
+    assert.equal(res.body, 'hello');
+    const broken = await rawRequest(port, 'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: close\r\n\r\n');
+    assert.equal(broken.status, 400);
+  });
 });
 
 describe('RFC 6455 §10.4: the request head size limit', () => {
