@@ -21,6 +21,7 @@ import { checkUpgradeResponse, generateKey } from '../protocol/handshake.js';
 import type { BinaryType, MessageData, ReadyStateValue, ResolvedOptions, WebSocket } from './client.js';
 import { CloseEvent, ErrorEvent, MessageEvent } from './events.js';
 import { flushWriter, queueFlush } from './output.js';
+import { type ChunkReceiver, startReading } from './reader.js';
 
 export const CONNECTING = 0;
 export const OPEN = 1;
@@ -62,7 +63,7 @@ type Deferred =
   | { kind: 'close'; code: number | null; reason: string; size: 0 };
 
 /** The I/O side of one WebSocket: handshake, socket, protocol core, timers. */
-export class ClientConnection implements ConnectionEvents {
+export class ClientConnection implements ConnectionEvents, ChunkReceiver {
   readonly target: WebSocket;
   readonly url: URL;
   /** Serialisation of the URL's origin, the `origin` of every MessageEvent. */
@@ -189,7 +190,6 @@ export class ClientConnection implements ConnectionEvents {
     s[kClient] = this;
     this.socket = s;
     socket.setNoDelay(true);
-    socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
     socket.on('close', onSocketClose);
     socket.on('error', onSocketError);
@@ -205,8 +205,9 @@ export class ClientConnection implements ConnectionEvents {
     this.target.dispatchEvent(new Event('open'));
     this.flags &= ~IN_RECEIVE;
     // Bytes that arrived with the response head are the first frames.
-    if (head.length > 0 && !(this.flags & SOCKET_CLOSED)) this.receiveChunk(head);
+    if (head.length > 0 && !(this.flags & SOCKET_CLOSED)) this.receiveChunk(head, false);
     else this.flush();
+    if (!(this.flags & SOCKET_CLOSED)) startReading(socket, this);
   }
 
   /** The server answered without upgrading (any status but a 101 that upgrades). @internal */
@@ -405,12 +406,12 @@ export class ClientConnection implements ConnectionEvents {
   // Data path
 
   /** A chunk from the socket: parse it whole, then write every answer at once. @internal */
-  receiveChunk(chunk: Buffer): void {
+  receiveChunk(chunk: Buffer, borrowed: boolean): void {
     const conn = this.conn;
     if (conn === null) return;
     this.flags |= IN_RECEIVE;
     try {
-      conn.receive(chunk);
+      conn.receive(chunk, borrowed);
     } catch (err) {
       // Listener exceptions never reach here (EventTarget reports them); this is our own bug.
       this.failOpen(CloseCode.InternalError, 'internal error', err instanceof Error ? err : new Error(String(err)));
@@ -636,10 +637,6 @@ function onHandshakeTimeout(c: ClientConnection, ms: number): void {
 
 function runClosed(c: ClientConnection): void {
   c.closed();
-}
-
-function onSocketData(this: TaggedSocket, chunk: Buffer): void {
-  this[kClient]?.receiveChunk(chunk);
 }
 
 function onSocketEnd(this: TaggedSocket): void {

@@ -16,6 +16,7 @@ import { Connection, type ConnectionEvents } from '../protocol/connection.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import { isUtf8 } from '../protocol/utf8.js';
 import { flushWriter, queueFlush } from './output.js';
+import { type ChunkReceiver, startReading } from './reader.js';
 
 export interface SendOptions {
   /** Send as a binary message. Defaults to true for bytes and false for strings. */
@@ -25,7 +26,7 @@ export interface SendOptions {
 /** The per-connection callbacks of a server's handler object (see ServerHandler for `upgrade`). */
 export interface ConnectionHandler<T> {
   open?(ws: ServerWebSocket<T>): void;
-  /** A whole message. `data` is only valid as it is: copy it to keep a part of it beyond the call. */
+  /** A whole message. `data` is the handler's own: it may be kept, or sent on as it is. */
   message?(ws: ServerWebSocket<T>, data: Buffer, isBinary: boolean): void;
   /** The buffered output fell back below the high-water mark after `send` reported backpressure. */
   drain?(ws: ServerWebSocket<T>): void;
@@ -62,7 +63,7 @@ const WANT_DRAIN = 32; // a send reported backpressure; call drain() when it cle
 const TRANSPORT_ENDING = 64;
 
 /** A WebSocket connection accepted by a `WebSocketServer`. */
-export class ServerWebSocket<T = unknown> implements ConnectionEvents {
+export class ServerWebSocket<T = unknown> implements ConnectionEvents, ChunkReceiver {
   /** Per-connection data attached by the `upgrade` hook. */
   data: T;
   /** The subprotocol chosen in the handshake, or "". */
@@ -90,7 +91,6 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents {
     this.extensions = extensions;
     this.conn = new Connection(this, { role: 'server', maxPayload });
     (socket as TaggedSocket)[kWebSocket] = this as ServerWebSocket<unknown>;
-    socket.on('data', onSocketData);
     socket.on('end', onSocketEnd);
     socket.on('close', onSocketClose);
     socket.on('error', onSocketError);
@@ -246,10 +246,10 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents {
   }
 
   /** A chunk from the socket: parse it whole, then write all answers at once. @internal */
-  receiveChunk(chunk: Buffer): void {
+  receiveChunk(chunk: Buffer, borrowed: boolean): void {
     this.flags |= IN_RECEIVE | ACTIVE;
     try {
-      this.conn.receive(chunk);
+      this.conn.receive(chunk, borrowed);
     } catch (err) {
       // A handler threw: the connection cannot continue in a known state.
       this.conn.fail(CloseCode.InternalError, 'internal error');
@@ -353,8 +353,9 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents {
         this.reportError(err);
       }
     }
-    if (head !== null && head.length > 0 && !(this.flags & SOCKET_CLOSED)) this.receiveChunk(head);
+    if (head !== null && head.length > 0 && !(this.flags & SOCKET_CLOSED)) this.receiveChunk(head, false);
     else this.flush();
+    if (!(this.flags & SOCKET_CLOSED)) startReading(this.socket, this);
   }
 
   // ConnectionEvents, called from inside conn.receive().
@@ -388,10 +389,6 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents {
       }
     }
   }
-}
-
-function onSocketData(this: TaggedSocket, chunk: Buffer): void {
-  this[kWebSocket]?.receiveChunk(chunk);
 }
 
 function onSocketEnd(this: TaggedSocket): void {

@@ -116,9 +116,13 @@ export class Connection implements ParserEvents {
     this.parser.setAllowRsv1(allow);
   }
 
-  /** Feeds bytes received from the peer. Events fire synchronously. */
-  receive(chunk: Buffer): void {
-    this.parser.push(chunk);
+  /**
+   * Feeds bytes received from the peer. Events fire synchronously. A
+   * `borrowed` chunk is reused by the caller afterwards: no event keeps a
+   * view of it (see FrameParser.push).
+   */
+  receive(chunk: Buffer, borrowed = false): void {
+    this.parser.push(chunk, borrowed);
   }
 
   /** Queues a text message. Returns false (and sends nothing) once a close frame was sent. */

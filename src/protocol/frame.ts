@@ -84,15 +84,17 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
 /** From this many bytes on, WebAssembly SIMD (with its two copies) beats the JS word loop. */
 const SIMD_THRESHOLD = 2048;
-/** Bytes XORed per call into WebAssembly: its memory (4 pages). */
+/** Bytes XORed per call into WebAssembly: the scratch block at the start of its memory. */
 const SIMD_BLOCK = 256 * 1024;
+/** Bytes of WebAssembly memory after the scratch block lent out as a socket read buffer (see simdReadBuffer). */
+const READ_REGION = 256 * 1024;
 
 /**
  * A 158-byte WebAssembly module, assembled by hand, that XORs memory with a
  * 32-bit key, 64 bytes (four v128) per iteration:
  *
  *   (module
- *     (memory (export "memory") 4)
+ *     (memory (export "memory") 8)
  *     (func (export "mask") (param $p i32) (param $len i32) (param $key i32)
  *       (local $end i32) (local $k v128)
  *       (local.set $k (i32x4.splat (local.get $key)))
@@ -124,7 +126,7 @@ const SIMD_MODULE = (() => {
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // magic, version 1
     0x01, 0x07, 0x01, 0x60, 0x03, 0x7f, 0x7f, 0x7f, 0x00, // type: (i32, i32, i32) -> ()
     0x03, 0x02, 0x01, 0x00, // function 0 has type 0
-    0x05, 0x03, 0x01, 0x00, 0x04, // memory: 4 pages
+    0x05, 0x03, 0x01, 0x00, 0x08, // memory: 8 pages (scratch block, then the read region)
     0x07, 0x11, 0x02, 0x06, 0x6d, 0x65, 0x6d, 0x6f, 0x72, 0x79, 0x02, 0x00, 0x04, 0x6d, 0x61, 0x73, 0x6b, 0x00, 0x00, // exports
     0x0a, body.length + 2, 0x01, body.length, ...body, // code
   ]);
@@ -157,6 +159,17 @@ const simd = loadSimdMasker();
 
 /** Whether large payloads are unmasked with WebAssembly SIMD on this platform. */
 export const SIMD_MASKING = simd !== null;
+
+/**
+ * A buffer in WebAssembly memory for an I/O layer to read socket bytes into,
+ * or null without SIMD. Its contents are scratch to their owner: `copyMasked`
+ * from it unmasks the bytes in place there (no copy into WebAssembly memory)
+ * and then copies them out once. Only one read buffer exists.
+ */
+export function simdReadBuffer(): Buffer | null {
+  if (simd === null) return null;
+  return Buffer.from(simd.memory.buffer, SIMD_BLOCK, READ_REGION);
+}
 
 /**
  * XORs `data[start, end)` in place with the 4-byte `mask`, as if the mask
@@ -232,8 +245,10 @@ function wordKey(p: number, m0: number, m1: number, m2: number, m3: number, litt
 
 /**
  * XORs `src[start, end)` with the mask into `dst` at `dstOffset`, the mask
- * cycle at `phase`; `src` is left as it was. One pass through WebAssembly
- * memory for large runs instead of an in-place pass plus a copy.
+ * cycle at `phase`; `src` is left as it was, unless it is the read buffer
+ * from `simdReadBuffer` (unmasked in place there, then copied once). One
+ * pass through WebAssembly memory for large runs instead of an in-place pass
+ * plus a copy.
  */
 export function copyMasked(
   src: Uint8Array,
@@ -278,6 +293,14 @@ function simdMask(
   const key = wordKey(p, m0, m1, m2, m3, true);
   const mem = engine.memory;
   let i = start;
+  if (src.buffer === mem.buffer && src.byteOffset >= SIMD_BLOCK) {
+    // The read region (simdReadBuffer): unmask where it lies, copy out once.
+    const n = (end - i) & ~63;
+    const at = src.byteOffset + i;
+    engine.mask(at, n, key);
+    if (dst !== src || dstOffset !== start) dst.set(mem.subarray(at, at + n), dstOffset);
+    return i + n;
+  }
   while (end - i >= 64) {
     const n = Math.min(SIMD_BLOCK, (end - i) & ~63);
     mem.set(src.subarray(i, i + n), 0);

@@ -48,6 +48,13 @@ const MSG_COMPRESSED = 64;
 
 const EMPTY = Buffer.alloc(0);
 
+/**
+ * A borrowed chunk up to this size is copied whole, once, and then parsed as
+ * if owned: one copy per read beats one per message when messages are small.
+ * Larger chunks have their payloads copied out one by one.
+ */
+const BORROWED_COPY_WHOLE = 16 * 1024;
+
 export class FrameParser {
   private readonly events: ParserEvents;
   private readonly maxPayload: number;
@@ -99,8 +106,16 @@ export class FrameParser {
   /**
    * Parses one chunk. Payload bytes of masked frames are unmasked in place,
    * so the chunk must belong to the caller (a socket's `data` buffer does).
+   * A `borrowed` chunk is reused by its owner once this returns: every
+   * payload is then copied out of it (unmasked on the way), never viewed.
    */
-  push(chunk: Buffer): void {
+  push(chunk: Buffer, borrowed = false): void {
+    if (borrowed && chunk.length <= BORROWED_COPY_WHOLE) {
+      const own = Buffer.allocUnsafe(chunk.length);
+      chunk.copy(own);
+      chunk = own;
+      borrowed = false;
+    }
     const end = chunk.length;
     let pos = 0;
     while (pos < end && (this.bits & STOPPED) === 0) {
@@ -130,10 +145,18 @@ export class FrameParser {
       if (take === 0) break;
       const stop = pos + take;
       if (this.payloadRead === 0 && take === this.payloadLength) {
-        // The whole payload is in this chunk: unmask it in place.
-        const k = this.mask;
-        if (this.bits & MASKED) maskWith(chunk, pos, stop, k >>> 24, (k >>> 16) & 0xff, (k >>> 8) & 0xff, k & 0xff, 0);
-        this.endFrame(chunk, pos, stop);
+        if (borrowed) {
+          // The whole payload is here, in a chunk about to be reused: one
+          // copy, unmasked on the way.
+          const own = Buffer.allocUnsafe(take);
+          this.copyPayload(chunk, pos, stop, own, 0);
+          this.endFrame(own, 0, take);
+        } else {
+          // The whole payload is in this chunk: unmask it in place.
+          const k = this.mask;
+          if (this.bits & MASKED) maskWith(chunk, pos, stop, k >>> 24, (k >>> 16) & 0xff, (k >>> 8) & 0xff, k & 0xff, 0);
+          this.endFrame(chunk, pos, stop);
+        }
       } else {
         // Part of a payload: unmasked while it is copied into its buffer.
         this.partialPayload(chunk, pos, stop);

@@ -216,18 +216,27 @@ export type RecordedEvent =
   | { type: 'close'; code: number; reason: string }
   | { type: 'fail'; code: number; reason: string };
 
-/** A ConnectionEvents handler that keeps copies of everything it is given. */
+/**
+ * A ConnectionEvents handler that records everything it is given: copies by
+ * default, or (`keepViews`) the very buffers, to prove that nothing handed
+ * out is overwritten later.
+ */
 export class Recorder implements ConnectionEvents {
   readonly events: RecordedEvent[] = [];
+  private readonly keep: (b: Buffer) => Buffer;
+
+  constructor(options: { keepViews?: boolean } = {}) {
+    this.keep = options.keepViews === true ? (b) => b : (b) => Buffer.from(b);
+  }
 
   onMessage(data: Buffer, isBinary: boolean, compressed: boolean): void {
-    this.events.push({ type: 'message', data: Buffer.from(data), isBinary, compressed });
+    this.events.push({ type: 'message', data: this.keep(data), isBinary, compressed });
   }
   onPing(payload: Buffer): void {
-    this.events.push({ type: 'ping', payload: Buffer.from(payload) });
+    this.events.push({ type: 'ping', payload: this.keep(payload) });
   }
   onPong(payload: Buffer): void {
-    this.events.push({ type: 'pong', payload: Buffer.from(payload) });
+    this.events.push({ type: 'pong', payload: this.keep(payload) });
   }
   onPeerClose(code: number, reason: string): void {
     this.events.push({ type: 'close', code, reason });

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Connection, Opcode, ReadyState, maskInPlace, writeHeader, type ConnectionEvents } from '../../src/protocol/index.js';
-import { SIMD_MASKING } from '../../src/protocol/frame.js';
+import { SIMD_MASKING, copyMasked, simdReadBuffer } from '../../src/protocol/frame.js';
 import { COPY_THRESHOLD } from '../../src/protocol/writer.js';
 import {
   RFC_MASK,
@@ -370,6 +370,67 @@ describe('RFC 6455 §5.3: masking arithmetic', () => {
       for (let i = 0; i < bytes.length; i += piece) conn.receive(bytes.subarray(i, Math.min(bytes.length, i + piece)));
       assert.equal(rec.events.length, 1, `piece size ${piece}`);
       assert.ok(rec.messages()[0]?.data.equals(payload), `piece size ${piece}`);
+    }
+  });
+});
+
+describe('the read buffer in WebAssembly memory (simdReadBuffer)', () => {
+  const readBuffer = simdReadBuffer();
+
+  it('exists wherever SIMD masking does, and is the same memory every time', () => {
+    assert.equal(readBuffer !== null, SIMD_MASKING);
+    if (readBuffer === null) return;
+    assert.ok(readBuffer.length >= 64 * 1024);
+    const again = simdReadBuffer()!;
+    assert.equal(again.buffer, readBuffer.buffer);
+    assert.equal(again.byteOffset, readBuffer.byteOffset);
+  });
+
+  it('copyMasked out of it equals a byte loop for any range, phase and destination offset (property)', () => {
+    assert.ok(readBuffer !== null, 'WebAssembly SIMD is available on this platform');
+    const rb = readBuffer;
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 0, max: 5000 }),
+        fc.integer({ min: 0, max: 150_000 }),
+        fc.integer({ min: 0, max: 7 }),
+        fc.uint8Array({ minLength: 4, maxLength: 4 }),
+        fc.integer({ min: 0, max: 3 }),
+        (start, length, dstOffset, mask, phase) => {
+          const end = Math.min(rb.length, start + length);
+          const content = pattern(end - start, start + length);
+          rb.set(content, start);
+          const expected = Buffer.from(content);
+          naiveMask(expected, 0, expected.length, mask, phase);
+          const dst = Buffer.alloc(dstOffset + expected.length + 8);
+          copyMasked(rb, start, end, dst, dstOffset, mask[0]!, mask[1]!, mask[2]!, mask[3]!, phase);
+          assert.ok(dst.subarray(dstOffset, dstOffset + expected.length).equals(expected));
+          assert.ok(dst.subarray(0, dstOffset).every((x) => x === 0));
+          assert.ok(dst.subarray(dstOffset + expected.length).every((x) => x === 0));
+        },
+      ),
+      { numRuns: 80 },
+    );
+  });
+
+  it('a server parsing borrowed chunks from it hands out intact payloads after the buffer is reused', () => {
+    assert.ok(readBuffer !== null, 'WebAssembly SIMD is available on this platform');
+    const rb = readBuffer;
+    const payloads = [pattern(70_001, 1), pattern(3000, 2), pattern(16, 3), pattern(200_000, 4)];
+    const mask = [0x5a, 0x01, 0xc3, 0x7e] as const;
+    const stream = Buffer.concat(payloads.map((payload) => buildFrame({ opcode: Opcode.Binary, payload, mask: [...mask] })));
+    for (const [piece, offset] of [[rb.length, 0], [65_536, 3], [4097, 1], [777, 13]] as const) {
+      const rec = new Recorder({ keepViews: true });
+      const conn = new Connection(rec, { role: 'server', maxPayload: 1 << 20 });
+      for (let i = 0; i < stream.length; i += piece - offset) {
+        const n = Math.min(stream.length - i, piece - offset);
+        stream.copy(rb, offset, i, i + n);
+        conn.receive(rb.subarray(offset, offset + n), true);
+        rb.fill(0xee);
+      }
+      const got = rec.messages().map((m) => m.data);
+      assert.equal(got.length, payloads.length, `pieces of ${piece} at ${offset}`);
+      got.forEach((data, i) => assert.ok(data.equals(payloads[i]!), `message ${i}, pieces of ${piece} at ${offset}`));
     }
   });
 });
