@@ -78,8 +78,17 @@ export function startReading(socket: Duplex, receiver: ChunkReceiver): void {
     while (!s.destroyed && (chunk = s.read() as Buffer | null) !== null) receiver.receiveChunk(chunk, false);
   }
   if (s.destroyed) return;
-  if (!useSharedBuffer(s)) s.on('data', onData);
+  useSharedBuffer(s);
+  // With the shared buffer Node never emits 'data'; listening anyway means a
+  // Node that kept the slots but stopped honouring them still delivers every
+  // byte (as owned chunks) instead of dropping it.
+  s.on('data', onData);
   s.resume();
+}
+
+/** Whether `socket` reads into the shared buffer (for tests). @internal */
+export function readsIntoSharedBuffer(socket: Duplex): boolean {
+  return hooks !== null && shared !== null && (socket as unknown as Record<symbol, unknown>)[hooks.buffer] === shared;
 }
 
 function useSharedBuffer(socket: ReadingStream): boolean {

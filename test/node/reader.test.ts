@@ -8,7 +8,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpsServer } from 'node:https';
-import { SHARED_READ_BUFFER } from '../../src/node/reader.js';
+import type { Socket } from 'node:net';
+import { SHARED_READ_BUFFER, readsIntoSharedBuffer } from '../../src/node/reader.js';
 import { WebSocketServer } from '../../src/node/server.js';
 import { WebSocket } from '../../src/node/client.js';
 import { Opcode } from '../../src/protocol/index.js';
@@ -42,8 +43,12 @@ describe('socket reads', () => {
   it('messages and ping payloads kept by the handler stay intact while later reads reuse the buffer', async (t) => {
     const kept: Buffer[] = [];
     const pings: Buffer[] = [];
+    let shared: boolean | undefined;
     const { s, port } = await listening(t, {}, {
-      message: (_ws, data) => kept.push(data),
+      message: (ws, data) => {
+        shared ??= readsIntoSharedBuffer((ws as unknown as { socket: Socket }).socket);
+        kept.push(data);
+      },
       ping: (_ws, payload) => pings.push(payload),
     });
     const peer = await s.connect(port);
@@ -59,6 +64,7 @@ describe('socket reads', () => {
       await delay(10);
     }
     await until('every message', () => kept.length === 3 * payloads.length && pings.length === 3 * payloads.length);
+    assert.equal(shared, true, 'the server socket reads into the shared buffer');
     kept.forEach((data, i) => assert.ok(data.equals(payloads[i % payloads.length]!), `message ${i} (${data.length} bytes) changed`));
     pings.forEach((p, i) => assert.equal(p.toString(), `ping ${Math.floor(i / payloads.length)} ${i % payloads.length}`));
   });
@@ -132,11 +138,14 @@ describe('socket reads', () => {
   it('over TLS (read through stream events) the same messages arrive intact, and our client reads them back', async (t) => {
     const s = scopeFor(t);
     const https = createHttpsServer({ cert: TLS_CERT, key: TLS_KEY });
-    s.server(new WebSocketServer({ handler: echo() })).attach(https);
+    let shared: boolean | undefined;
+    const handler = echo({ message: (ws) => (shared ??= readsIntoSharedBuffer((ws as unknown as { socket: Socket }).socket)) });
+    s.server(new WebSocketServer({ handler })).attach(https);
     const port = await s.http(https);
     const client = new WebSocket(`wss://127.0.0.1:${port}/`, undefined, { tls: { ca: TLS_CERT } });
     t.after(() => client.close());
     await clientEchoes(client, payloadsFor(11));
+    assert.equal(shared, false, 'a TLS socket reads through data events');
   });
 
   it('our client keeps every message intact while its reads reuse the buffer', async (t) => {
