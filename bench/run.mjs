@@ -51,6 +51,7 @@ const SERVERS = {
   ws: { script: 'servers/ws.mjs', label: 'ws' },
   uws: { script: 'servers/uws.mjs', label: 'uWebSockets.js' },
   net: { script: 'servers/net.mjs', label: 'net (plain TCP echo)', raw: true },
+  floor: { script: 'servers/floor.mjs', label: 'Node socket floor (101, nothing kept)' },
 };
 
 // ---------------------------------------------------------------- scenarios
@@ -135,7 +136,7 @@ const SCENARIOS = [
     title: `Memory per idle connection (server RSS after gc, ${idleStages.map((n) => n.toLocaleString('en-US')).join(' and ')} connections)`,
     kind: 'idle',
     rounds: Math.min(ROUNDS, 3),
-    servers: ['fullduplex', 'ws', 'uws', 'net'],
+    servers: ['fullduplex', 'ws', 'uws', 'net', 'floor'],
     stages: idleStages,
     primary: { key: 'slopeBytesPerConn', label: 'RSS slope', better: 'lower' },
     columns: [
@@ -145,7 +146,7 @@ const SCENARIOS = [
       { key: 'heapSlopeBytesPerConn', label: 'JS heap slope per conn', fmt: 'bytes' },
       { key: 'openPerSec', label: 'opened/s', fmt: 'k' },
     ],
-    note: 'Δ/conn: (RSS at N − RSS before any connection) / N; slope: (RSS at the larger N − RSS at the smaller) / difference, which leaves out fixed costs. Servers run with --expose-gc and collect twice before each reading.',
+    note: 'Δ/conn: (RSS at N − RSS before any connection) / N; slope: (RSS at the larger N − RSS at the smaller) / difference, which leaves out fixed costs. Servers run with --expose-gc and collect twice before each reading. The floor row is an HTTP server that answers 101 and keeps only the upgraded net.Socket: what any server built on Node sockets pays before adding anything.',
   },
   ...bcastSizes.map((subs) => ({
     name: `broadcast-${subs >= 1000 ? `${subs / 1000}k` : subs}`,
