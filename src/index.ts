@@ -6,3 +6,4 @@ export { ServerWebSocket, type SendOptions, type ConnectionHandler } from './nod
 export { WebSocket, type WebSocketOptions } from './node/client.js';
 export { CloseEvent, ErrorEvent, MessageEvent } from './node/events.js';
 export { CloseCode, ProtocolError, type ExtensionNegotiator, type ExtensionOffer } from './protocol/index.js';
+export type { PerMessageDeflateOptions } from './protocol/deflate.js';

@@ -16,8 +16,16 @@ import type { Socket } from 'node:net';
 import { CloseCode } from '../protocol/close.js';
 import { Connection, type ConnectionEvents } from '../protocol/connection.js';
 import type { ProtocolError } from '../protocol/errors.js';
-import { formatExtensions } from '../protocol/extensions.js';
-import { checkUpgradeResponse, generateKey } from '../protocol/handshake.js';
+import {
+  PERMESSAGE_DEFLATE,
+  PerMessageDeflate,
+  type PerMessageDeflateOptions,
+  SYNC_DEFLATE,
+  checkDeflateResponse,
+  deflateOffer,
+} from '../protocol/deflate.js';
+import { type ExtensionOffer, formatExtensions } from '../protocol/extensions.js';
+import { type AcceptedResponse, checkUpgradeResponse, generateKey } from '../protocol/handshake.js';
 import type { BinaryType, MessageData, ReadyStateValue, ResolvedOptions, WebSocket } from './client.js';
 import { CloseEvent, ErrorEvent, MessageEvent } from './events.js';
 import { flushWriter, queueFlush } from './output.js';
@@ -78,6 +86,7 @@ export class ClientConnection implements ConnectionEvents, ChunkReceiver {
   private readonly key: string;
   private readonly maxPayload: number;
   private readonly closeTimeout: number;
+  private readonly deflateOptions: PerMessageDeflateOptions | null;
   private req: TaggedRequest | null = null;
   private socket: TaggedSocket | null = null;
   private conn: Connection | null = null;
@@ -108,6 +117,7 @@ export class ClientConnection implements ConnectionEvents, ChunkReceiver {
     this.protocols = protocols;
     this.maxPayload = options.maxPayload;
     this.closeTimeout = options.closeTimeout;
+    this.deflateOptions = options.perMessageDeflate;
     this.key = generateKey();
     this.startHandshake(options);
   }
@@ -144,6 +154,9 @@ export class ClientConnection implements ConnectionEvents, ChunkReceiver {
     headers['Sec-WebSocket-Key'] = this.key;
     headers['Sec-WebSocket-Version'] = '13';
     if (this.protocols.length > 0) headers['Sec-WebSocket-Protocol'] = this.protocols.join(', ');
+    if (this.deflateOptions !== null && SYNC_DEFLATE) {
+      headers['Sec-WebSocket-Extensions'] = formatExtensions([{ name: PERMESSAGE_DEFLATE, params: deflateOffer(this.deflateOptions) }]);
+    }
 
     const requestOptions: https.RequestOptions = {
       ...(secure ? options.tls : undefined),
@@ -179,7 +192,14 @@ export class ClientConnection implements ConnectionEvents, ChunkReceiver {
       return;
     }
     // RFC 6455 §4.1 (the client MUST validate the server's response); WHATWG WebSockets § 2.2.
-    const accepted = checkUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, this.key, this.protocols);
+    const offered = this.deflateOptions !== null && SYNC_DEFLATE ? [PERMESSAGE_DEFLATE] : [];
+    let accepted: AcceptedResponse | Error = checkUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, this.key, this.protocols, offered);
+    let deflate: PerMessageDeflate | null = null;
+    if (!(accepted instanceof Error)) {
+      const d = this.acceptedDeflate(accepted.extensions);
+      if (d instanceof Error) accepted = d;
+      else deflate = d;
+    }
     if (accepted instanceof Error) {
       socket.destroy();
       this.failConnecting(accepted);
@@ -193,7 +213,7 @@ export class ClientConnection implements ConnectionEvents, ChunkReceiver {
     socket.on('end', onSocketEnd);
     socket.on('close', onSocketClose);
     socket.on('error', onSocketError);
-    this.conn = new Connection(this, { role: 'client', maxPayload: this.maxPayload });
+    this.conn = new Connection(this, { role: 'client', maxPayload: this.maxPayload, deflate: deflate ?? undefined });
 
     // WHATWG § Feedback from the protocol, "When the WebSocket connection is established":
     // 1. Change the ready state to OPEN. 2-3. Set extensions and protocol. 4. Fire open.
@@ -208,6 +228,21 @@ export class ClientConnection implements ConnectionEvents, ChunkReceiver {
     if (head.length > 0 && !(this.flags & SOCKET_CLOSED)) this.receiveChunk(head, false);
     else this.flush();
     if (!(this.flags & SOCKET_CLOSED)) startReading(socket, this);
+  }
+
+  /**
+   * The codec for a permessage-deflate the server accepted (RFC 7692 §7.1:
+   * at most one, with parameters the client can honour), null when it did
+   * not, or the Error that fails the connection.
+   */
+  private acceptedDeflate(extensions: readonly ExtensionOffer[]): PerMessageDeflate | null | Error {
+    const options = this.deflateOptions;
+    const mine = extensions.filter((e) => e.name === PERMESSAGE_DEFLATE);
+    if (options === null || mine.length === 0) return null;
+    if (mine.length > 1) return new Error('server accepted permessage-deflate more than once');
+    const params = checkDeflateResponse(mine[0]!.params, options);
+    if (params instanceof Error) return params;
+    return new PerMessageDeflate('client', params, options, this.maxPayload);
   }
 
   /** The server answered without upgrading (any status but a 101 that upgrades). @internal */
@@ -567,6 +602,7 @@ export class ClientConnection implements ConnectionEvents, ChunkReceiver {
       this.unsentBytes += this.inWriter;
       this.inWriter = 0;
       this.conn.writer.discard();
+      this.conn.release();
     }
     // Sends still waiting on a Blob will never go: they stay counted in bufferedAmount.
     this.deferred = null;

@@ -10,6 +10,7 @@ import { Blob } from 'node:buffer';
 import type http from 'node:http';
 import type { OutgoingHttpHeaders } from 'node:http';
 import type { ConnectionOptions as TlsConnectionOptions, SecureContextOptions } from 'node:tls';
+import { type PerMessageDeflateOptions, resolveDeflateOptions } from '../protocol/deflate.js';
 import { CloseCode, MAX_CLOSE_REASON_BYTES } from '../protocol/close.js';
 import { isToken } from '../protocol/extensions.js';
 import { CLOSED, CLOSING, CONNECTING, ClientConnection, OPEN } from './client-connection.js';
@@ -45,6 +46,14 @@ export interface WebSocketOptions {
   closeTimeout?: number;
   /** The agent for the handshake request (a proxy agent, say). Default: a fresh, unpooled connection. */
   agent?: http.Agent;
+  /**
+   * Offer permessage-deflate (RFC 7692) as browsers do (default false).
+   * `true` takes the defaults; an object sets the threshold below which
+   * messages go uncompressed (1024 bytes), zlib's level and memLevel, and
+   * the context-takeover and window parameters to ask for. Inflated messages
+   * are bounded by `maxPayload` too.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
 
 export const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
@@ -350,6 +359,7 @@ export interface ResolvedOptions {
   maxPayload: number;
   closeTimeout: number;
   agent: http.Agent | undefined;
+  perMessageDeflate: PerMessageDeflateOptions | null;
 }
 
 function resolveOptions(options: WebSocketOptions | undefined): ResolvedOptions {
@@ -362,6 +372,7 @@ function resolveOptions(options: WebSocketOptions | undefined): ResolvedOptions 
     maxPayload: positive('maxPayload', o.maxPayload, DEFAULT_MAX_PAYLOAD),
     closeTimeout: positive('closeTimeout', o.closeTimeout, DEFAULT_CLOSE_TIMEOUT),
     agent: o.agent,
+    perMessageDeflate: resolveDeflateOptions(o.perMessageDeflate),
   };
 }
 

@@ -13,6 +13,7 @@
 import type { Socket } from 'node:net';
 import { CloseCode } from '../protocol/close.js';
 import { Connection, type ConnectionEvents } from '../protocol/connection.js';
+import type { PerMessageDeflate } from '../protocol/deflate.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import { isUtf8 } from '../protocol/utf8.js';
 import { flushWriter, queueFlush } from './output.js';
@@ -83,13 +84,13 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents, ChunkRece
   /** Topics this connection is subscribed to (null until the first subscribe). */
   topics: Set<string> | null = null;
 
-  constructor(host: ConnectionHost<T>, socket: Socket, data: T, protocol: string, extensions: string, maxPayload: number) {
+  constructor(host: ConnectionHost<T>, socket: Socket, data: T, protocol: string, extensions: string, maxPayload: number, deflate?: PerMessageDeflate) {
     this.host = host;
     this.socket = socket;
     this.data = data;
     this.protocol = protocol;
     this.extensions = extensions;
-    this.conn = new Connection(this, { role: 'server', maxPayload });
+    this.conn = new Connection(this, { role: 'server', maxPayload, deflate });
     (socket as TaggedSocket)[kWebSocket] = this as ServerWebSocket<unknown>;
     socket.on('end', onSocketEnd);
     socket.on('close', onSocketClose);
@@ -308,6 +309,7 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents, ChunkRece
       this.closeTimer = null;
     }
     this.conn.writer.discard();
+    this.conn.release();
     const code = this.conn.closeReceived ? this.conn.closeCode : CloseCode.Abnormal;
     const reason = this.conn.closeReceived ? this.conn.closeReason : '';
     this.host.connectionClosed(this);

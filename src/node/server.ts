@@ -13,6 +13,14 @@ import type { Server as HttpsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { CloseCode } from '../protocol/close.js';
+import {
+  PERMESSAGE_DEFLATE,
+  PerMessageDeflate,
+  type PerMessageDeflateOptions,
+  deflateNegotiator,
+  deflateParamsOf,
+  resolveDeflateOptions,
+} from '../protocol/deflate.js';
 import { type ExtensionNegotiator, type ExtensionOffer, formatExtensions, negotiateExtensions } from '../protocol/extensions.js';
 import { buildAcceptResponse, buildRefusal, checkUpgradeRequest } from '../protocol/handshake.js';
 import { type ConnectionHandler, type ConnectionHost, type SendOptions, ServerWebSocket } from './server-socket.js';
@@ -66,6 +74,14 @@ export interface WebSocketServerOptions<T = unknown> {
    * cannot enable RSV bits, so frames with them still fail with 1002.
    */
   extensions?: readonly ExtensionNegotiator[];
+  /**
+   * permessage-deflate (RFC 7692): accept clients' offers to compress
+   * messages (default false). `true` takes the defaults; an object sets the
+   * threshold below which messages go uncompressed (1024 bytes), zlib's level
+   * and memLevel, and the context-takeover and window parameters the server
+   * asks for. Inflated messages are bounded by `maxPayload` too.
+   */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions;
   /** Origins allowed to connect (exact `Origin` values), or a predicate; others are refused with 403. */
   allowedOrigins?: readonly string[] | ((origin: string | undefined, req: IncomingMessage) => boolean);
   /** Largest message accepted, in bytes (default 64 MiB); larger ones close the connection with 1009. */
@@ -103,6 +119,9 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
   readonly clients = new Set<ServerWebSocket<T>>();
 
   private readonly options: WebSocketServerOptions<T>;
+  /** Negotiators tried in order: permessage-deflate (when enabled) first, then `options.extensions`. */
+  private readonly negotiators: readonly ExtensionNegotiator[];
+  private readonly deflate: PerMessageDeflateOptions | null;
   private readonly maxPayload: number;
   private readonly maxHeaderSize: number;
   private readonly handshakeTimeout: number;
@@ -131,6 +150,15 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
             interval: positive(options.keepalive?.interval, DEFAULTS.keepaliveInterval, 'keepalive.interval'),
             timeout: positive(options.keepalive?.timeout, DEFAULTS.keepaliveTimeout, 'keepalive.timeout'),
           };
+    this.deflate = resolveDeflateOptions(options.perMessageDeflate);
+    const negotiators = [...(options.extensions ?? [])];
+    if (this.deflate !== null) {
+      if (negotiators.some((n) => n.name === PERMESSAGE_DEFLATE)) {
+        throw new TypeError('permessage-deflate is configured by the perMessageDeflate option, not by an extension negotiator');
+      }
+      negotiators.unshift(deflateNegotiator(this.deflate));
+    }
+    this.negotiators = negotiators;
     if (options.server !== undefined) this.attach(options.server);
   }
 
@@ -317,14 +345,18 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
 
   private accept(socket: Duplex, head: Buffer, key: string, info: UpgradeInfo, data: T | undefined, headers?: Record<string, string>): void {
     let extensions = '';
-    const supported = this.options.extensions;
-    if (supported !== undefined && info.extensions.length > 0) {
-      const accepted = negotiateExtensions(info.extensions, supported);
+    let deflate: PerMessageDeflate | undefined;
+    if (this.negotiators.length > 0 && info.extensions.length > 0) {
+      const accepted = negotiateExtensions(info.extensions, this.negotiators);
       if (accepted instanceof Error) {
         console.error(`fullduplex: ${accepted.message}`);
         return refuse(socket, 500, 'internal error');
       }
       extensions = formatExtensions(accepted);
+      const pmd = accepted.find((e) => e.name === PERMESSAGE_DEFLATE);
+      if (pmd !== undefined && this.deflate !== null) {
+        deflate = new PerMessageDeflate('server', deflateParamsOf(pmd.params), this.deflate, this.maxPayload);
+      }
     }
     let response: string;
     try {
@@ -337,7 +369,7 @@ export class WebSocketServer<T = unknown> implements ConnectionHost<T> {
     s.removeListener('error', ignoreError);
     if (typeof s.setNoDelay === 'function') s.setNoDelay(true);
     if (typeof s.setTimeout === 'function') s.setTimeout(0);
-    const ws = new ServerWebSocket<T>(this, s, data as T, info.protocol ?? '', extensions, this.maxPayload);
+    const ws = new ServerWebSocket<T>(this, s, data as T, info.protocol ?? '', extensions, this.maxPayload, deflate);
     // The 101 response goes out in one write with whatever open() sends.
     ws.queuePreamble(response);
     this.clients.add(ws);
@@ -518,3 +550,4 @@ function positive(value: number | undefined, fallback: number, name: string): nu
   if (typeof value !== 'number' || !(value > 0)) throw new RangeError(`${name} must be a positive number`);
   return value;
 }
+

@@ -7,9 +7,11 @@
  * transport when `wantsTransportClose` says so, and runs the close timeout.
  */
 import { CloseCode, MAX_CLOSE_REASON_BYTES, decodeClosePayload, encodeClosePayload, isValidWireCloseCode } from './close.js';
+import { InflateError, type PerMessageDeflate } from './deflate.js';
 import { ProtocolError } from './errors.js';
 import { MAX_CONTROL_PAYLOAD, Opcode } from './frame.js';
 import { FrameParser, type ParserEvents } from './parser.js';
+import { isUtf8 } from './utf8.js';
 import { FrameWriter } from './writer.js';
 
 export type Role = 'client' | 'server';
@@ -38,10 +40,16 @@ export interface ConnectionEvents {
 
 export interface ConnectionOptions {
   role: Role;
-  /** Largest message accepted, in bytes (RFC 6455 §10.4). */
+  /** Largest message accepted, in bytes (RFC 6455 §10.4); for compressed messages, both before and after inflating. */
   maxPayload: number;
-  /** RSV1 is in use (permessage-deflate negotiated). */
+  /** RSV1 is in use by an extension the caller handles (compressed messages are then delivered as they came). */
   allowRsv1?: boolean;
+  /**
+   * permessage-deflate was negotiated (RFC 7692): compressed messages are
+   * inflated before `onMessage`, and messages sent from `threshold` bytes on
+   * are compressed.
+   */
+  deflate?: PerMessageDeflate;
 }
 
 const CLOSE_SENT = 1;
@@ -74,15 +82,18 @@ export class Connection implements ParserEvents {
   /** Status code and reason of the close, once known (sent by us or received). */
   closeCode: number = CloseCode.Abnormal;
   closeReason = '';
+  /** The permessage-deflate codec, when negotiated. */
+  private readonly deflate: PerMessageDeflate | null;
 
   constructor(events: ConnectionEvents, options: ConnectionOptions) {
     this.role = options.role;
     this.events = events;
     this.writer = new FrameWriter(options.role === 'client');
+    this.deflate = options.deflate ?? null;
     this.parser = new FrameParser(this, {
       expectMasked: options.role === 'server',
       maxPayload: options.maxPayload,
-      allowRsv1: options.allowRsv1 ?? false,
+      allowRsv1: options.allowRsv1 === true || this.deflate !== null,
     });
   }
 
@@ -128,15 +139,36 @@ export class Connection implements ParserEvents {
   /** Queues a text message. Returns false (and sends nothing) once a close frame was sent. */
   sendText(text: string): boolean {
     if (this.state & CLOSE_SENT) return false;
-    this.writer.textFrame(FIN | Opcode.Text, text);
+    const deflate = this.deflate;
+    // A string has at most 3 bytes per UTF-16 unit and at least one: skip the
+    // byte count when the answer is clear either way.
+    if (deflate !== null && text.length * 3 >= deflate.threshold && (text.length >= deflate.threshold || Buffer.byteLength(text) >= deflate.threshold)) {
+      this.writer.frame(FIN | RSV1 | Opcode.Text, deflate.compress(Buffer.from(text, 'utf8')));
+    } else {
+      this.writer.textFrame(FIN | Opcode.Text, text);
+    }
     return true;
   }
 
-  /** Queues a data message from bytes; `binary` false sends them as text (the caller vouches for UTF-8). */
+  /**
+   * Queues a data message from bytes; `binary` false sends them as text (the
+   * caller vouches for UTF-8). With permessage-deflate, a message from the
+   * threshold on is compressed; `compressed` says `data` already is.
+   */
   sendBytes(data: Uint8Array, binary: boolean, compressed = false): boolean {
     if (this.state & CLOSE_SENT) return false;
+    const deflate = this.deflate;
+    if (!compressed && deflate !== null && data.length >= deflate.threshold) {
+      data = deflate.compress(data);
+      compressed = true;
+    }
     this.writer.frame(FIN | (compressed ? RSV1 : 0) | (binary ? Opcode.Binary : Opcode.Text), data);
     return true;
+  }
+
+  /** Frees what the connection holds beyond its objects (the compression streams); call once the transport is gone. */
+  release(): void {
+    this.deflate?.close();
   }
 
   /**
@@ -216,6 +248,22 @@ export class Connection implements ParserEvents {
   // ParserEvents: called by the parser while `receive` runs.
 
   onMessage(data: Buffer, isBinary: boolean, compressed: boolean): void {
+    const deflate = this.deflate;
+    if (compressed && deflate !== null) {
+      try {
+        data = deflate.decompress(data);
+      } catch (err) {
+        if (!(err instanceof InflateError)) throw err;
+        // RFC 7692 §8: data that does not inflate fails the connection.
+        this.onProtocolError(new ProtocolError(err.tooBig ? CloseCode.MessageTooBig : CloseCode.InvalidPayload, err.message));
+        return;
+      }
+      if (!isBinary && !isUtf8(data)) {
+        this.onProtocolError(new ProtocolError(CloseCode.InvalidPayload, 'text message is not valid UTF-8'));
+        return;
+      }
+      compressed = false;
+    }
     this.events.onMessage(data, isBinary, compressed);
   }
 

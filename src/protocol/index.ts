@@ -7,3 +7,17 @@ export { FrameWriter } from './writer.js';
 export { Connection, ReadyState, type ConnectionEvents, type ConnectionOptions, type Role } from './connection.js';
 export * from './handshake.js';
 export { parseExtensions, formatExtensions, negotiateExtensions, isToken, type ExtensionOffer, type ExtensionNegotiator } from './extensions.js';
+export {
+  PerMessageDeflate,
+  InflateError,
+  PERMESSAGE_DEFLATE,
+  SYNC_DEFLATE,
+  acceptDeflateOffer,
+  checkDeflateResponse,
+  deflateOffer,
+  deflateNegotiator,
+  deflateParamsOf,
+  resolveDeflateOptions,
+  type DeflateParams,
+  type PerMessageDeflateOptions,
+} from './deflate.js';
