@@ -263,6 +263,9 @@ export const SYNC_DEFLATE: boolean = (() => {
 /** Output scratch shared by every stream: each step's output is copied out at once. */
 const scratch = Buffer.allocUnsafe(64 * 1024);
 
+/** Input bytes the last runSync left unread: the deflate stream ended (a block with BFINAL set) before them. */
+let unread = 0;
+
 /**
  * Feeds `input` to `stream` with a sync flush and returns all it produced.
  * More than `limit` bytes of output stop it with InflateError(tooBig).
@@ -289,6 +292,7 @@ function runSync(stream: ZlibInternals, input: Uint8Array, limit: number): Buffe
     // The flush is complete once zlib stops filling the whole output.
     if (availOut !== 0) break;
   }
+  unread = inLen;
   return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
 }
 
@@ -357,6 +361,9 @@ export class PerMessageDeflate {
     }
     const out = runSync(d, data, Infinity);
     if (this.resetCompressor) d.reset();
+    // Nothing new since the last flush (an empty message) gives no output at
+    // all; send the one-byte empty block of RFC 7692 §7.2.3.6 instead.
+    if (out.length < TAIL.length) return Buffer.from([0x00]);
     return out.subarray(0, out.length - TAIL.length);
   }
 
@@ -366,10 +373,15 @@ export class PerMessageDeflate {
    * the connection fails).
    */
   decompress(data: Buffer): Buffer {
+    // An empty payload holds no block at all (the tail alone would be a cut
+    // stored-block header at a byte boundary): it is an empty message.
+    if (data.length === 0) return Buffer.alloc(0);
     // Inflating with the largest window accepts any window the peer used.
     const inf = (this.inflater ??= quiet(zlib.createInflateRaw({ windowBits: 15 })));
-    const out = runSync(inf, data.length === 0 ? TAIL : Buffer.concat([data, TAIL]), this.maxPayload);
-    if (this.resetDecompressor) inf.reset();
+    const out = runSync(inf, Buffer.concat([data, TAIL]), this.maxPayload);
+    // A sender may end a message with a final block (RFC 7692 §7.2.3.4): its
+    // stream is over, so the next message starts a new one.
+    if (this.resetDecompressor || unread > 0) inf.reset();
     return out;
   }
 

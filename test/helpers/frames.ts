@@ -10,7 +10,7 @@
  */
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Connection, ReadyState, type ConnectionEvents, type ProtocolError, type Role } from '../../src/protocol/index.js';
+import { Connection, ReadyState, type ConnectionEvents, type PerMessageDeflate, type ProtocolError, type Role } from '../../src/protocol/index.js';
 
 /** The masking key of the RFC's own examples (RFC 6455 §5.7). */
 export const RFC_MASK: readonly number[] = [0x37, 0xfa, 0x21, 0x3d];
@@ -271,6 +271,7 @@ export interface Harness {
 export interface HarnessOptions {
   maxPayload?: number;
   allowRsv1?: boolean;
+  deflate?: PerMessageDeflate;
 }
 
 /** A Connection of `role` with a recorder attached. */
@@ -280,6 +281,7 @@ export function connect(role: Role, options: HarnessOptions = {}): Harness {
     role,
     maxPayload: options.maxPayload ?? 64 * 1024 * 1024,
     allowRsv1: options.allowRsv1 ?? false,
+    ...(options.deflate !== undefined ? { deflate: options.deflate } : {}),
   });
   return {
     conn,
