@@ -6,23 +6,29 @@ import type { RequestListener } from 'node:http';
 import { WebSocketServer } from '../index.js';
 import { UsageError, parse, parsePort } from './args.js';
 
-const HELP = `Usage: fullduplex serve [--port 8080] [--host 127.0.0.1]
+const HELP = `Usage: fullduplex serve [--port 8080] [--host 127.0.0.1] [--no-deflate]
 
 Runs an HTTP server with a WebSocket endpoint at /echo that echoes every
 message with its type, offering the subprotocols "chat" and "superchat"
 (the first one the client offers is chosen). WebSocket handshakes on any
-other path are echoed the same way.
+other path are echoed the same way. Clients that offer permessage-deflate
+get it (messages from 1 KiB on are sent compressed).
 
 Options:
   --port N       port to listen on (default 8080; 0 picks a free one)
   --host ADDR    address to listen on (default 127.0.0.1)
+  --no-deflate   decline permessage-deflate (RFC 7692)
   -h, --help     show this help
 `;
 
 export async function serveCommand(args: string[]): Promise<number> {
   let values;
   try {
-    ({ values } = parse(args, { port: { type: 'string' }, host: { type: 'string' }, help: { type: 'boolean', short: 'h' } }, false));
+    ({ values } = parse(
+      args,
+      { port: { type: 'string' }, host: { type: 'string' }, 'no-deflate': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      false,
+    ));
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`fullduplex serve: ${err.message}\n\n${HELP}`);
@@ -48,6 +54,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     // conformance client pointed at the bare host:port also works.
     // The first subprotocol the client offered that the server knows.
     protocols: ['chat', 'superchat'],
+    perMessageDeflate: values['no-deflate'] !== true,
     handler: {
       message(ws, data, isBinary) {
         ws.send(data, { binary: isBinary });

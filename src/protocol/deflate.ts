@@ -27,9 +27,9 @@ export interface PerMessageDeflateOptions {
   serverNoContextTakeover?: boolean;
   /** Ask that the client resets its compression context after every message. */
   clientNoContextTakeover?: boolean;
-  /** Largest LZ77 window, as bits (9-15), the server may compress with. */
+  /** Largest LZ77 window, as bits (8-15), the server may compress with. */
   serverMaxWindowBits?: number;
-  /** Largest LZ77 window, as bits (9-15), the client may compress with. */
+  /** Largest LZ77 window, as bits (8-15), the client may compress with. */
   clientMaxWindowBits?: number;
 }
 
@@ -47,10 +47,12 @@ type Params = Record<string, string | true>;
 const DEFAULT_THRESHOLD = 1024;
 
 /**
- * zlib cannot compress raw deflate with an 8-bit window (it silently uses 9),
- * so a peer that asks us to compress with 8 is declined or refused.
+ * zlib cannot compress raw deflate with an 8-bit window (it silently uses 9,
+ * whose back-references an 8-bit inflater rejects). A sender held to 8 bits
+ * compresses with Huffman coding only: no back-references at all, so any
+ * window inflates it (less compression, always valid).
  */
-const MIN_COMPRESS_WINDOW_BITS = 9;
+const MIN_ZLIB_WINDOW_BITS = 9;
 
 /**
  * The settings a `perMessageDeflate` option asks for, checked (TypeError or
@@ -66,8 +68,8 @@ export function resolveDeflateOptions(option: boolean | PerMessageDeflateOptions
 
 function checkDeflateOptions(o: PerMessageDeflateOptions): void {
   const bits = (name: string, v: number | undefined): void => {
-    if (v !== undefined && (!Number.isInteger(v) || v < MIN_COMPRESS_WINDOW_BITS || v > 15)) {
-      throw new RangeError(`perMessageDeflate.${name} must be an integer from 9 to 15`);
+    if (v !== undefined && (!Number.isInteger(v) || v < 8 || v > 15)) {
+      throw new RangeError(`perMessageDeflate.${name} must be an integer from 8 to 15`);
     }
   };
   bits('serverMaxWindowBits', o.serverMaxWindowBits);
@@ -131,7 +133,6 @@ export function acceptDeflateOffer(offers: readonly Params[], options: PerMessag
     if (!valid) continue;
     // Our compressor's window: at most what the client asked for and what we were told.
     const serverBits = Math.min(serverWindowRequested, options.serverMaxWindowBits ?? 15);
-    if (serverBits < MIN_COMPRESS_WINDOW_BITS) continue;
     params.serverMaxWindowBits = serverBits;
     if (options.serverNoContextTakeover === true) params.serverNoContextTakeover = true;
     if (options.clientNoContextTakeover === true) params.clientNoContextTakeover = true;
@@ -214,7 +215,6 @@ export function checkDeflateResponse(response: Params, options: PerMessageDeflat
         const bits = windowBits(value);
         if (Number.isNaN(bits)) return new Error(`permessage-deflate: invalid client_max_window_bits "${String(value)}"`);
         if (bits > (options.clientMaxWindowBits ?? 15)) return new Error(`permessage-deflate: client_max_window_bits=${bits} is above the offer`);
-        if (bits < MIN_COMPRESS_WINDOW_BITS) return new Error(`permessage-deflate: cannot compress with client_max_window_bits=${bits}`);
         params.clientMaxWindowBits = bits;
         break;
       }
@@ -337,10 +337,12 @@ export class PerMessageDeflate {
     this.threshold = options.threshold ?? DEFAULT_THRESHOLD;
     this.maxPayload = maxPayload;
     const server = role === 'server';
+    const bits = server ? params.serverMaxWindowBits : params.clientMaxWindowBits;
     this.compressOptions = {
-      windowBits: server ? params.serverMaxWindowBits : params.clientMaxWindowBits,
+      windowBits: Math.max(bits, MIN_ZLIB_WINDOW_BITS),
       level: options.level ?? zlib.constants.Z_DEFAULT_COMPRESSION,
       memLevel: options.memLevel ?? 8,
+      strategy: bits < MIN_ZLIB_WINDOW_BITS ? zlib.constants.Z_HUFFMAN_ONLY : zlib.constants.Z_DEFAULT_STRATEGY,
     };
     this.resetCompressor = server ? params.serverNoContextTakeover : params.clientNoContextTakeover;
     this.resetDecompressor = server ? params.clientNoContextTakeover : params.serverNoContextTakeover;
@@ -351,7 +353,8 @@ export class PerMessageDeflate {
     let d = this.deflater;
     if (d === null || d.destroyed) {
       if (this.resetCompressor) {
-        const key = `${this.compressOptions.windowBits}/${this.compressOptions.level}/${this.compressOptions.memLevel}`;
+        const o = this.compressOptions;
+        const key = `${o.windowBits}/${o.level}/${o.memLevel}/${o.strategy}`;
         d = sharedCompressors.get(key) ?? null;
         if (d === null || d.destroyed) sharedCompressors.set(key, (d = quiet(zlib.createDeflateRaw(this.compressOptions))));
       } else {

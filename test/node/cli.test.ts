@@ -71,6 +71,30 @@ describe('fullduplex serve', () => {
     assert.equal(await run.exit, 0);
   });
 
+  it('accepts permessage-deflate and echoes compressed messages intact; --no-deflate declines it', async () => {
+    for (const [flags, expected] of [[[], 'permessage-deflate'], [['--no-deflate'], '']] as const) {
+      const run = cli(['serve', '--port', '0', ...flags]);
+      try {
+        await waitFor(() => /ws:\/\/127\.0\.0\.1:\d+\/echo/.test(run.stdout()), 'the URL');
+        const url = /ws:\/\/127\.0\.0\.1:\d+\/echo/.exec(run.stdout())![0];
+        const ws = new WebSocketClient(url, { perMessageDeflate: { threshold: 0 } });
+        await once(ws, 'open');
+        assert.equal(ws.extensions, expected);
+        const big = JSON.stringify(Array.from({ length: 500 }, (_, i) => ({ i, name: `n${i}` })));
+        for (const m of ['hi', big, big]) {
+          ws.send(m);
+          const [data] = (await once(ws, 'message')) as [Buffer];
+          assert.equal(data.toString(), m);
+        }
+        ws.close(1000);
+        await once(ws, 'close');
+      } finally {
+        run.child.kill('SIGINT');
+      }
+      assert.equal(await run.exit, 0);
+    }
+  });
+
   it('rejects a bad port with exit status 2', async () => {
     const run = cli(['serve', '--port', 'nope']);
     assert.equal(await run.exit, 2);
@@ -110,6 +134,20 @@ describe('fullduplex connect', () => {
       assert.equal(closeCode, 1000);
     } finally {
       await wss.close();
+    }
+  });
+
+  it('--deflate offers permessage-deflate and reports it', async () => {
+    const wss = echoServer({ perMessageDeflate: { threshold: 0 }, handler: { message: (ws, data) => ws.send(data.toString()) } });
+    const { port } = await wss.listen(0);
+    try {
+      const run = cli(['connect', `ws://127.0.0.1:${port}/`, '--deflate']);
+      run.child.stdin!.end(`${'abc'.repeat(1000)}\n`);
+      assert.equal(await run.exit, 0, run.stderr());
+      assert.match(run.stderr() + run.stdout(), /extensions: permessage-deflate/);
+      assert.match(run.stdout(), new RegExp(`^< ${'abc'.repeat(1000)}$`, 'm'));
+    } finally {
+      await wss.close(100);
     }
   });
 

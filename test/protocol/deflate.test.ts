@@ -81,9 +81,9 @@ describe('RFC 7692 §7.1: the server accepts or declines each offer', () => {
     assert.equal(respond('permessage-deflate', { serverMaxWindowBits: 11 }), 'permessage-deflate; server_max_window_bits=11');
   });
 
-  it('declines an offer that needs an 8-bit compression window (zlib cannot), taking the next one', () => {
-    assert.equal(respond('permessage-deflate; server_max_window_bits=8'), null);
-    assert.equal(respond('permessage-deflate; server_max_window_bits=8, permessage-deflate'), 'permessage-deflate');
+  it('accepts an 8-bit server window (compressing with Huffman coding only, which any window inflates)', () => {
+    assert.equal(respond('permessage-deflate; server_max_window_bits=8'), 'permessage-deflate; server_max_window_bits=8');
+    assert.equal(respond('permessage-deflate; client_max_window_bits', { clientMaxWindowBits: 8 }), 'permessage-deflate; client_max_window_bits=8');
   });
 
   for (const bad of [
@@ -136,7 +136,6 @@ describe('RFC 7692 §7.1: the client offers and checks the response', () => {
     ['server_max_window_bits without a value', { server_max_window_bits: true }, {}],
     ['server_max_window_bits above the value offered', { server_max_window_bits: '12' }, { serverMaxWindowBits: 10 }],
     ['client_max_window_bits above the value offered', { client_max_window_bits: '12' }, { clientMaxWindowBits: 10 }],
-    ['client_max_window_bits=8 (zlib cannot compress with it)', { client_max_window_bits: '8' }, {}],
     ['no server_no_context_takeover after the client asked for it', {}, { serverNoContextTakeover: true }],
   ] as const) {
     it(`refuses a response with ${why}`, () => {
@@ -145,7 +144,7 @@ describe('RFC 7692 §7.1: the client offers and checks the response', () => {
   }
 
   it('rejects nonsense options when they are given, not at the first message', () => {
-    assert.throws(() => resolveDeflateOptions({ serverMaxWindowBits: 8 }), RangeError);
+    assert.throws(() => resolveDeflateOptions({ serverMaxWindowBits: 7 }), RangeError);
     assert.throws(() => resolveDeflateOptions({ clientMaxWindowBits: 16 }), RangeError);
     assert.throws(() => resolveDeflateOptions({ level: 10 }), RangeError);
     assert.throws(() => resolveDeflateOptions({ threshold: -1 }), RangeError);
@@ -207,10 +206,20 @@ describe('RFC 7692 §7.2: compressed payloads', () => {
     assert.ok(inflateRawSync(Buffer.concat([out, TAIL]), { windowBits: 9, finishFlush: constants.Z_SYNC_FLUSH }).equals(data));
   });
 
+  it('an 8-bit sender makes no back-reference at all, so an 8-bit inflater takes it', () => {
+    const c = codec('server', { serverMaxWindowBits: 8 });
+    const data = Buffer.from(json(100));
+    for (let i = 0; i < 3; i++) {
+      const out = c.compress(data);
+      assert.ok(out.length < data.length);
+      assert.ok(inflateRawSync(Buffer.concat([out, TAIL]), { windowBits: 8, finishFlush: constants.Z_SYNC_FLUSH }).equals(data));
+    }
+  });
+
   it('round-trips any sequence of messages with any parameters (property)', () => {
     fc.assert(
       fc.property(
-        fc.record({ serverNoContextTakeover: fc.boolean(), clientNoContextTakeover: fc.boolean(), serverMaxWindowBits: fc.integer({ min: 9, max: 15 }), clientMaxWindowBits: fc.integer({ min: 9, max: 15 }) }),
+        fc.record({ serverNoContextTakeover: fc.boolean(), clientNoContextTakeover: fc.boolean(), serverMaxWindowBits: fc.integer({ min: 8, max: 15 }), clientMaxWindowBits: fc.integer({ min: 8, max: 15 }) }),
         fc.array(fc.oneof(fc.uint8Array({ maxLength: 3000 }), fc.string({ maxLength: 2000 }).map((s) => Buffer.from(s.repeat(3)))), { maxLength: 12 }),
         (params, messages) => {
           const server = new PerMessageDeflate('server', params, {}, 1 << 24);
