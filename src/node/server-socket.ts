@@ -121,17 +121,21 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents, ChunkRece
    * `options.binary` is false. Returns true when the connection's buffered
    * bytes are now beyond the high-water mark: the caller should wait for the
    * handler's `drain` before sending much more. Messages sent after a close
-   * frame was sent are dropped (and false returned).
+   * frame was sent, or once the connection is gone, are dropped (and false
+   * returned).
    */
   send(data: string | Buffer | ArrayBuffer | ArrayBufferView, options?: SendOptions): boolean {
     let queued: boolean;
     if (typeof data === 'string') {
+      if (this.flags & SOCKET_CLOSED) return false;
       if (options?.binary === true) queued = this.conn.sendBytes(Buffer.from(data), true);
       else queued = this.conn.sendText(data);
     } else {
       const bytes = toBytes(data);
       const binary = options?.binary ?? true;
       if (!binary && !isUtf8(bytes)) throw new TypeError('text message is not valid UTF-8');
+      // (Nothing is framed, or compressed, for a connection that is gone.)
+      if (this.flags & SOCKET_CLOSED) return false;
       queued = this.conn.sendBytes(bytes, binary);
     }
     if (!queued) return false;

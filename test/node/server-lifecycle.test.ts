@@ -91,7 +91,11 @@ describe('RFC 6455 §7.1.2: the server starts the closing handshake', () => {
     const closed = clientClosed(ws);
     (await log.first('open')).ws.terminate();
     assert.equal((await closed).code, 1006);
-    assert.equal((await log.first('close')).code, 1006);
+    const ev = await log.first('close');
+    assert.equal(ev.code, 1006);
+    assert.equal(ev.ws.send('gone'), false, 'nothing is queued once the connection is gone');
+    assert.equal(ev.ws.send(Buffer.alloc(4)), false);
+    assert.equal(ev.ws.bufferedAmount, 0);
   });
 
   it('terminate() is seen by a raw peer as the end of the stream with no close frame', async (t) => {
