@@ -10,6 +10,13 @@ export interface ExtensionOffer {
   name: string;
   /** Parameter values; a parameter given without a value maps to `true`. */
   params: Record<string, string | true>;
+  /**
+   * The first parameter named more than once, if any (its first value is in
+   * `params`). Such an offer is declined (RFC 7692 §7.1 makes it a MUST for
+   * permessage-deflate; it is ambiguous for any extension), and such a
+   * response refused; the rest of the header still counts.
+   */
+  repeated?: string;
 }
 
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
@@ -46,6 +53,7 @@ export function parseExtensions(header: string): ExtensionOffer[] | Error {
     const name = readToken();
     if (name === '') return new Error(`invalid extension name at offset ${i}`);
     const params: Record<string, string | true> = Object.create(null);
+    let repeated: string | undefined;
     skipSpace();
     while (i < n && header[i] === ';') {
       i++;
@@ -75,10 +83,10 @@ export function parseExtensions(header: string): ExtensionOffer[] | Error {
         }
         skipSpace();
       }
-      if (key in params) return new Error(`parameter "${key}" repeated in extension "${name}"`);
-      params[key] = value;
+      if (key in params) repeated ??= key;
+      else params[key] = value;
     }
-    offers.push({ name, params });
+    offers.push(repeated === undefined ? { name, params } : { name, params, repeated });
     skipSpace();
     if (i >= n) break;
     if (header[i] !== ',') return new Error(`unexpected character "${header[i]}" in extensions header`);
@@ -122,7 +130,7 @@ export function negotiateExtensions(
 ): ExtensionOffer[] | Error {
   const accepted: ExtensionOffer[] = [];
   for (const ext of supported) {
-    const mine = offers.filter((o) => o.name === ext.name).map((o) => o.params);
+    const mine = offers.filter((o) => o.name === ext.name && o.repeated === undefined).map((o) => o.params);
     if (mine.length === 0) continue;
     const params = ext.negotiate(mine);
     if (params === null) continue;

@@ -237,6 +237,7 @@ export function checkUpgradeResponse(
     if (parsed instanceof Error) return new Error(`server sent an invalid Sec-WebSocket-Extensions: ${parsed.message}`);
     for (const ext of parsed) {
       if (!offeredExtensions.includes(ext.name)) return new Error(`server accepted extension "${ext.name}", which the client did not offer`);
+      if (ext.repeated !== undefined) return new Error(`server sent parameter "${ext.repeated}" of extension "${ext.name}" more than once`);
     }
     extensions = parsed;
   }

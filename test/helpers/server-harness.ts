@@ -163,14 +163,7 @@ export class Scope {
   async client(url: string, protocols?: string | string[], options?: ConstructorParameters<typeof WsClient>[2]): Promise<WsClient> {
     const ws = new WsClient(url, protocols, options);
     this.clients.push(ws);
-    await withTimeout(
-      new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve());
-        ws.once('error', reject);
-      }),
-      WAIT_MS,
-      `ws client to open ${url}`,
-    );
+    await wsOpened(ws, url);
     return ws;
   }
 
@@ -195,6 +188,18 @@ export class Scope {
       ),
     );
   }
+}
+
+/** Resolves once a `ws` client is open; rejects on its error or after WAIT_MS. */
+export function wsOpened(ws: WsClient, url: string): Promise<void> {
+  return withTimeout(
+    new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    }),
+    WAIT_MS,
+    `ws client to open ${url}`,
+  );
 }
 
 /** Resolves with the code and reason of a `ws` client's close event. */

@@ -5,42 +5,16 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket, WebSocketServer } from '../../src/index.js';
+import { PY_DIR, PYTHON, requirePythonWebsockets, runPython } from '../helpers/python.js';
 
-const dir = fileURLToPath(new URL('./python/', import.meta.url));
-// Debian's interpreter: python3-websockets is installed for it (scripts/test.sh).
-const PYTHON = existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3';
 
-function run(args: string[], timeoutMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`python timed out\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('error', (err) => {
-      clearTimeout(timer);
-      reject(err);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
 
 describe('interop: Python websockets', () => {
   before(async () => {
-    const probe = await run(['-c', 'import websockets; print(websockets.__version__)'], 20_000);
-    assert.equal(probe.code, 0, `Python websockets is not installed for ${PYTHON} (scripts/test.sh installs python3-websockets): ${probe.stderr}`);
+    await requirePythonWebsockets();
   });
 
   it('its client against our server: every size, both types, fragments, ping, close 1000', async () => {
@@ -58,7 +32,7 @@ describe('interop: Python websockets', () => {
     });
     const { port } = await wss.listen(0, '127.0.0.1');
     try {
-      const result = await run([dir + 'client.py', `ws://127.0.0.1:${port}/echo`], 60_000);
+      const result = await runPython([PY_DIR + 'client.py', `ws://127.0.0.1:${port}/echo`], 60_000);
       assert.equal(result.code, 0, `client failed:\n${result.stdout}\n${result.stderr}`);
       assert.match(result.stdout, /^subprotocol chat$/m);
       assert.doesNotMatch(result.stdout, /MISMATCH/);
@@ -76,7 +50,7 @@ describe('interop: Python websockets', () => {
     let port = 0;
 
     before(async () => {
-      server = spawn(PYTHON, [dir + 'echo_server.py'], { stdio: ['pipe', 'pipe', 'inherit'] });
+      server = spawn(PYTHON, [PY_DIR + 'echo_server.py'], { stdio: ['pipe', 'pipe', 'inherit'] });
       const stdout = server.stdout!;
       let buffered = '';
       await Promise.race([

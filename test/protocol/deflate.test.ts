@@ -14,10 +14,14 @@ import {
   PerMessageDeflate,
   SYNC_DEFLATE,
   acceptDeflateOffer,
+  acceptKey,
   checkDeflateResponse,
+  checkUpgradeResponse,
+  deflateNegotiator,
   deflateOffer,
   deflateParamsOf,
   formatExtensions,
+  negotiateExtensions,
   parseExtensions,
   resolveDeflateOptions,
 } from '../../src/protocol/index.js';
@@ -26,6 +30,7 @@ import { assertFailedWith, clientFrame, connect, pattern, serverFrame } from '..
 const { Text, Binary, Continuation, Ping } = Opcode;
 const DEFAULT: DeflateParams = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 };
 const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+const KEY = 'dGhlIHNhbXBsZSBub25jZQ==';
 
 /** The offers in a header value, as parameter objects. */
 function offers(header: string): Record<string, string | true>[] {
@@ -102,6 +107,12 @@ describe('RFC 7692 §7.1: the server accepts or declines each offer', () => {
     });
   }
 
+  it('§7.1: declines an offer that repeats a parameter, taking the next one', () => {
+    const parsed = parseExtensions('permessage-deflate; server_no_context_takeover; server_no_context_takeover, permessage-deflate; client_max_window_bits');
+    assert.ok(!(parsed instanceof Error));
+    assert.deepEqual(negotiateExtensions(parsed, [deflateNegotiator({})]), [{ name: 'permessage-deflate', params: {} }]);
+  });
+
   it('the agreed parameters are read back from the response', () => {
     const accepted = acceptDeflateOffer(offers('permessage-deflate; server_no_context_takeover; server_max_window_bits=11; client_max_window_bits=9'), {});
     assert.ok(accepted !== null);
@@ -142,6 +153,11 @@ describe('RFC 7692 §7.1: the client offers and checks the response', () => {
       assert.ok(checkDeflateResponse(response as Record<string, string | true>, options) instanceof Error);
     });
   }
+
+  it('refuses a response that repeats a parameter', () => {
+    const res = { statusCode: 101, headers: { upgrade: 'websocket', connection: 'Upgrade', 'sec-websocket-accept': acceptKey(KEY), 'sec-websocket-extensions': 'permessage-deflate; client_no_context_takeover; client_no_context_takeover' } };
+    assert.ok(checkUpgradeResponse(res, KEY, [], ['permessage-deflate']) instanceof Error);
+  });
 
   it('rejects nonsense options when they are given, not at the first message', () => {
     assert.throws(() => resolveDeflateOptions({ serverMaxWindowBits: 7 }), RangeError);

@@ -8,16 +8,18 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { formatExtensions, isToken, parseExtensions, type ExtensionOffer } from '../../src/protocol/index.js';
+import { formatExtensions, isToken, negotiateExtensions, parseExtensions, type ExtensionOffer } from '../../src/protocol/index.js';
+
+type Plain = { name: string; params: Record<string, string | true>; repeated?: string };
 
 /** parseExtensions' result as plain objects (its params have a null prototype), or the error message. */
-function parse(header: string): { name: string; params: Record<string, string | true> }[] | string {
+function parse(header: string): Plain[] | string {
   const r = parseExtensions(header);
   if (r instanceof Error) return r.message;
-  return r.map((e) => ({ name: e.name, params: { ...e.params } }));
+  return r.map((e) => ({ ...e, params: { ...e.params } }));
 }
 
-function parseOk(header: string): { name: string; params: Record<string, string | true> }[] {
+function parseOk(header: string): Plain[] {
   const r = parse(header);
   if (typeof r === 'string') assert.fail(`"${header}" was rejected: ${r}`);
   return r;
@@ -109,9 +111,18 @@ describe('RFC 6455 §9.1: extension-param', () => {
     for (const h of ['x; a=', 'x; a= ', 'x; a=, y', 'x; a=;b']) rejects(h);
   });
 
-  it('rejects a parameter given twice in one extension', () => {
-    rejects('x; a=1; a=2');
-    rejects('x; a; a');
+  it('marks an offer that names a parameter twice (it is declined, the rest of the header still counts)', () => {
+    assert.deepEqual(parseOk('x; a=1; a=2, x; b'), [
+      { name: 'x', params: { a: '1' }, repeated: 'a' },
+      { name: 'x', params: { b: true } },
+    ]);
+    assert.deepEqual(parseOk('x; a; a'), [{ name: 'x', params: { a: true }, repeated: 'a' }]);
+    const seen: Record<string, string | true>[][] = [];
+    const offers = parseExtensions('x; a=1; a=2, x; b') as ExtensionOffer[];
+    const accepted = negotiateExtensions(offers, [{ name: 'x', negotiate: (offers) => (seen.push([...offers]), offers[0] ?? null) }]);
+    assert.deepEqual(seen.map((list) => list.map((p) => ({ ...p }))), [[{ b: true }]]);
+    assert.ok(!(accepted instanceof Error));
+    assert.deepEqual(accepted.map((e) => ({ ...e, params: { ...e.params } })), [{ name: 'x', params: { b: true } }]);
   });
 
   it('allows the same parameter in different extensions', () => {
