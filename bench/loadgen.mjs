@@ -18,6 +18,12 @@
 //              `publish:<n>:<size>` as a text frame, every subscriber counts
 //              and checks the n messages, then the next burst is triggered.
 //
+// --compress (echo only): offers permessage-deflate (RFC 7692) the way a
+// browser does, fails unless the server accepts it, sends JSON text messages
+// compressed with context takeover (precompressed: lib/deflate.mjs explains
+// why replaying them is valid), and inflates every echo with one inflater per
+// connection before the byte-for-byte check.
+//
 // --raw targets a plain TCP echo server (servers/net.mjs): no handshake, and
 // the frames sent are the *server-style unmasked* frames a WebSocket server
 // would send back, so the echo returns bytes this parser checks exactly as in
@@ -32,9 +38,10 @@
 import net from 'node:net';
 import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
-import { makePayload, publishCommand, broadcastPayload } from './lib/payload.mjs';
+import { makePayload, makeJsonPayload, publishCommand, broadcastPayload } from './lib/payload.mjs';
 import { Conn, configure, buildFrame, upgradeRequest, sourceAddress, CLOSE_FRAME, OP_TEXT, OP_BINARY } from './lib/wsconn.mjs';
-import { processCpuUs, machineCpuUs, selfCpuUs } from './lib/cpu.mjs';
+import { compressClientMessages, describeParams } from './lib/deflate.mjs';
+import { processCpuUs, machineCpuUs, selfCpuUs, processMemory } from './lib/cpu.mjs';
 
 const TARGET = '127.0.0.1'; // the only address ever targeted
 
@@ -72,7 +79,9 @@ const OPEN_CONCURRENCY = Number(opt['open-concurrency']);
 const SOURCES = Math.max(1, Math.min(250, Number(opt.sources)));
 const SERVER_PID = opt['server-pid'] ? Number(opt['server-pid']) : 0;
 const STALL_MS = Number(opt.stall) * 1000;
-const LATENCY = MODE === 'echo' && INFLIGHT === 1;
+const DEFLATE = opt.compress;
+const LATENCY = MODE === 'echo' && INFLIGHT === 1 && !DEFLATE;
+if (DEFLATE && (MODE !== 'echo' || RAW)) die('--compress is for --mode echo against a WebSocket server (not --raw)');
 
 // ---------------------------------------------------------------- utilities
 
@@ -132,16 +141,31 @@ function windowStats(a, b, n) {
 // ---------------------------------------------------------------- connections
 
 /**
- * The hook for the compressed-echo scenario: frames with RSV1 set and a
- * permessage-deflate payload, plus the `Sec-WebSocket-Extensions` offer in the
- * handshake and inflation of the server's RSV1 frames before the byte check.
- * Not written yet, so the scenario refuses to run rather than report numbers.
+ * The compressed echo's messages and frames, for the parameters the server
+ * negotiated: K distinct JSON texts of SIZE bytes, and the masked text frames
+ * (RSV1 set, FIN set: one frame per message) carrying them compressed, laid
+ * out as [first 0..K-1][cycle 0..K-1][cycle 0..K-1]. Message s of a connection
+ * is frame s for s < K, then K + (s − K) mod K, so any batch of up to K
+ * consecutive sends is one slice of `ring` and one write.
  */
-function buildCompressedFrames() {
-  die('compressed echo is not implemented yet (hook: buildCompressedFrames in bench/loadgen.mjs); no numbers reported');
+async function buildCompressedFrames(params) {
+  // enough history that every cycle frame has a full window of real context
+  const K = Math.max(16, Math.ceil(2 ** 15 / SIZE) + 1);
+  const payloads = [];
+  for (let j = 0; j < K; j++) payloads.push(makeJsonPayload(SIZE, j));
+  const { first, cycle } = await compressClientMessages(payloads, params);
+  const frames = [...first, ...cycle, ...cycle].map((z, i) => {
+    const f = buildFrame(OP_TEXT, z, i % 251);
+    f[0] |= 0x40; // RSV1: this message is compressed (RFC 7692 §6)
+    return f;
+  });
+  const offsets = [0];
+  for (const f of frames) offsets.push(offsets[offsets.length - 1] + f.length);
+  const wire = cycle.reduce((a, z) => a + z.length, 0) / K;
+  return { K, payloads, ring: Buffer.concat(frames), offsets, clientWireBytesPerMsg: wire };
 }
 
-configure({ port: PORT, raw: RAW, sources: SOURCES, fail: die });
+configure({ port: PORT, raw: RAW, sources: SOURCES, fail: die, deflate: DEFLATE });
 const REQUEST = upgradeRequest();
 
 // ---------------------------------------------------------------- progress watchdog
@@ -187,7 +211,7 @@ function openMany(conns, from, to, hooks, onAllOpen) {
 // ---------------------------------------------------------------- echo
 
 function runEcho() {
-  if (opt.compress) buildCompressedFrames();
+  if (DEFLATE) return runDeflateEcho();
   // P distinct payloads sent in rotation, so a server that returns a stale
   // or reordered buffer is caught; bigger messages use fewer distinct ones.
   const P = Math.max(2, Math.min(INFLIGHT, SIZE >= 65536 ? 4 : 16));
@@ -273,10 +297,127 @@ function runEcho() {
         serverCpuUsPerMsg: w.serverCpuUsPer,
         loadgenCpuPct: w.loadgenCpuPct,
         loadgenCpuUsPerMsg: w.loadgenCpuUsPer,
+        ...serverMemory(),
         totalSeconds: Number(b.t - tStart) / 1e9,
       };
       if (LATENCY) result.latencyUs = percentiles(latencies.subarray(0, nlat));
       output(result);
+    });
+  });
+}
+
+/** The server's resident memory at the end of the window, and its peak over its whole life. */
+function serverMemory() {
+  const m = processMemory(SERVER_PID);
+  return { serverRssBytes: m.rss, serverPeakRssBytes: m.peakRss };
+}
+
+/**
+ * The compressed echo: like runEcho, but the connections are opened first
+ * (the frames depend on what the server negotiated, and every connection
+ * must have negotiated the same), then the frames are built, then the run
+ * starts. Each echo is inflated and compared (lib/wsconn.mjs); a connection
+ * sends a new message for each echo that passed.
+ */
+function runDeflateEcho() {
+  const conns = new Array(CONNS);
+  let messages = 0;
+  let running = false;
+  let K = 0;
+  let payloads = null;
+  let ring = null;
+  let offsets = null;
+
+  const send = (c, k) => {
+    while (k > 0) {
+      const s = c.sent;
+      const idx = s < K ? s : K + ((s - K) % K);
+      const m = Math.min(k, K); // idx < 2K, so idx + m <= 3K: one slice
+      c.sock.write(ring.subarray(offsets[idx], offsets[idx + m]));
+      c.sent += m;
+      k -= m;
+    }
+  };
+
+  const hooks = {
+    opcode: OP_TEXT,
+    expected: (c, i) => (i < c.sent ? payloads[i % K] : null),
+    message(c) {
+      messages++;
+      c.owed++;
+    },
+    flush(c) {
+      const k = c.owed;
+      c.owed = 0;
+      if (running) send(c, k);
+    },
+    open() {},
+    closeFrame(c, code) {
+      die(`connection ${c.id}: server sent a close frame (code ${code}) during the echo run`);
+    },
+    socketClose(c) {
+      if (running) die(`connection ${c.id}: server closed the connection during the echo run`);
+    },
+  };
+
+  watchdogWhat = () => (ring ? `${messages} messages echoed so far` : 'opening connections');
+  openMany(conns, 0, CONNS, hooks, async () => {
+    const params = conns[0].deflate;
+    for (const c of conns) {
+      if (c.deflate.text !== params.text) die(`connections negotiated different permessage-deflate parameters: "${params.text}" and "${c.deflate.text}"`);
+    }
+    let built;
+    try {
+      built = await buildCompressedFrames(params);
+    } catch (err) {
+      die(`cannot build the compressed messages: ${err.message}`);
+    }
+    ({ K, payloads, ring, offsets } = built);
+    running = true;
+    const tStart = process.hrtime.bigint();
+    for (const c of conns) send(c, INFLIGHT);
+    const progressTimer = setInterval(() => { progress = messages; }, 100);
+    measureWindow(() => messages, null, (a, b, n) => {
+      running = false;
+      clearInterval(progressTimer);
+      const w = windowStats(a, b, n);
+      let wire = 0;
+      let compressed = 0;
+      let plain = 0;
+      for (const c of conns) {
+        wire += c.wireBytes;
+        compressed += c.compressedMessages;
+        plain += c.plainMessages;
+      }
+      output({
+        mode: 'echo-deflate',
+        conns: CONNS,
+        inflight: INFLIGHT,
+        size: SIZE,
+        messages: n,
+        seconds: w.seconds,
+        msgsPerSec: w.perSec,
+        // uncompressed payload bytes echoed back per second (one direction), MB = 10^6 bytes
+        mbPerSec: (w.perSec * SIZE) / 1e6,
+        serverCpuPct: w.serverCpuPct,
+        otherCpuPct: w.otherCpuPct,
+        serverCpuUsPerMsg: w.serverCpuUsPer,
+        loadgenCpuPct: w.loadgenCpuPct,
+        loadgenCpuUsPerMsg: w.loadgenCpuUsPer,
+        ...serverMemory(),
+        deflate: {
+          negotiated: params.text,
+          settings: describeParams(params),
+          distinctMessages: K,
+          // payload bytes on the wire per message (whole run), and the ratio to SIZE
+          clientWireBytesPerMsg: built.clientWireBytesPerMsg,
+          echoWireBytesPerMsg: wire / (compressed + plain),
+          clientRatio: SIZE / built.clientWireBytesPerMsg,
+          echoRatio: (SIZE * (compressed + plain)) / wire,
+          compressedEchoPct: (compressed / (compressed + plain)) * 100,
+        },
+        totalSeconds: Number(b.t - tStart) / 1e9,
+      });
     });
   });
 }

@@ -62,6 +62,7 @@ const COL = {
   srvCpu: { key: 'serverCpuUsPerMsg', label: 'server CPU µs/msg', fmt: 'us' },
   srvPct: { key: 'serverCpuPct', label: 'server CPU', fmt: 'pct' },
   lgPct: { key: 'loadgenCpuPct', label: 'loadgen CPU', fmt: 'pct' },
+  peakRss: { key: 'serverPeakRssBytes', label: 'server peak RSS', fmt: 'mib', vsWs: true },
 };
 
 const idleStages = QUICK ? [1000, 2000] : [10000, 19000];
@@ -184,8 +185,27 @@ const SCENARIOS = [
   },
   {
     name: 'echo-deflate',
-    title: 'Echo with permessage-deflate',
-    disabled: 'not implemented yet: the hook is buildCompressedFrames() in bench/loadgen.mjs; it reports nothing rather than a fake number',
+    title: 'Echo 16 KiB JSON with permessage-deflate, 50 connections × 4 in flight',
+    kind: 'loadgen',
+    deflate: true,
+    servers: ['fullduplex', 'ws', 'uws'],
+    args: ['--mode', 'echo', '--conns', 50, '--inflight', 4, '--size', 16384, '--compress'],
+    primary: { key: 'msgsPerSec', label: 'msg/s', better: 'higher' },
+    columns: [
+      COL.msgs,
+      { ...COL.mb, label: 'MB/s (uncompressed)' },
+      COL.srvCpu,
+      COL.peakRss,
+      { key: 'deflate.echoWireBytesPerMsg', label: 'echo B on wire', fmt: 'int' },
+      COL.srvPct,
+      COL.lgPct,
+    ],
+    note:
+      'Text messages of 16,384 B of JSON, compressed in both directions (permessage-deflate, context takeover both ways, 15-bit windows; the load generator offers `permessage-deflate; client_max_window_bits` like a browser and fails unless the server accepts). ' +
+      'Servers: threshold 0 and their default level: fullduplex `perMessageDeflate: { threshold: 0 }`; ws `perMessageDeflate: { threshold: 0 }` (zlib level 6, memLevel 8); uWS `DEDICATED_COMPRESSOR | DEDICATED_DECOMPRESSOR` (zlib level 6, `send(msg, isBinary, true)`; this build compresses with windowBits 9 / memLevel 1 whatever it announces: bench/README.md). ' +
+      'The client side is precompressed once (level 6, context takeover, 5.5× smaller), so the load generator only inflates and checks every echo. ' +
+      'Server peak RSS is VmHWM of the server process at the end of the run (fresh process per run, so it covers startup, 50 handshakes, warm-up and the window); the ratio in brackets is against ws (lower is better). ' +
+      '"echo B on wire": compressed payload bytes per echoed message (16,384 uncompressed).',
   },
 ];
 
@@ -214,7 +234,7 @@ const DISTURBED_PCT = 15;
 /** Servers that could not start once are not tried again in this run. */
 const unavailable = new Map(); // name -> { status, note }
 
-async function startServer(name, { mode = 'echo', exposeGc = false, nofile = 0, profileName } = {}) {
+async function startServer(name, { mode = 'echo', deflate = false, exposeGc = false, nofile = 0, profileName } = {}) {
   const def = SERVERS[name];
   const nodeFlags = [];
   if (exposeGc) nodeFlags.push('--expose-gc');
@@ -226,7 +246,7 @@ async function startServer(name, { mode = 'echo', exposeGc = false, nofile = 0, 
     core: 0,
     pin: PIN,
     nodeFlags,
-    env: { PORT: '0', BENCH_MODE: mode },
+    env: { PORT: '0', BENCH_MODE: mode, BENCH_DEFLATE: deflate ? '1' : '0' },
     nofile,
   });
   try {
@@ -262,7 +282,7 @@ function timeArgs() {
 }
 
 async function measureLoadgen(scn, name, round) {
-  const srv = await startServer(name, { mode: scn.serverMode ?? 'echo', profileName: `${scn.name}-${name}-r${round}` });
+  const srv = await startServer(name, { mode: scn.serverMode ?? 'echo', deflate: scn.deflate === true, profileName: `${scn.name}-${name}-r${round}` });
   try {
     const args = [...scn.args, ...timeArgs(), '--port', srv.port, '--server-pid', srv.pid];
     if (SERVERS[name].raw) args.push('--raw');

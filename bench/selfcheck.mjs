@@ -2,7 +2,8 @@
 // Checks the checker: runs the load generator against servers/broken.mjs in
 // each of its modes and expects it to pass the legal ones (fragmented echoes
 // in random pieces, pings, many frames per write) and to fail every broken
-// one with the right message. Not a benchmark; takes ~20 s.
+// one with the right message; then the compressed echo (--compress) against
+// servers/broken-deflate.mjs the same way. Not a benchmark; takes ~30 s.
 //   node bench/selfcheck.mjs
 import path from 'node:path';
 import { BENCH_DIR, spawnNode, lastLines } from './lib/procs.mjs';
@@ -20,16 +21,24 @@ const cases = [
   { how: 'reorder', size: 16, expect: /differs from what was sent/ },
   { how: 'accept', size: 16, expect: /Sec-WebSocket-Accept/ },
   { how: 'close', size: 16, expect: /closed the connection/ },
+  // permessage-deflate (servers/broken-deflate.mjs, loadgen --compress)
+  { deflate: true, how: 'fragmented', size: 16384, expect: 'pass' },
+  { deflate: true, how: 'fragmented', size: 3000, conns: 1, inflight: 1, expect: 'pass' },
+  { deflate: true, how: 'mixed', size: 16384, expect: 'pass' },
+  { deflate: true, how: 'corrupt', size: 16384, expect: /differs from what was sent: .* \(after inflating\)/ },
+  { deflate: true, how: 'garbage', size: 16384, expect: /does not inflate|differs from what was sent/ },
+  { deflate: true, how: 'drop', size: 16384, expect: /differs from what was sent|no progress/ },
+  { deflate: true, how: 'none', size: 16384, expect: /server did not accept permessage-deflate/ },
 ];
 
 let passed = 0;
 let failed = 0;
 for (const c of cases) {
-  const srv = spawnNode(path.join(BENCH_DIR, 'servers/broken.mjs'), [], { pin: false, env: { PORT: '0', BROKEN: c.how } });
+  const srv = spawnNode(path.join(BENCH_DIR, c.deflate ? 'servers/broken-deflate.mjs' : 'servers/broken.mjs'), [], { pin: false, env: { PORT: '0', BROKEN: c.how } });
   const port = Number((await srv.waitLine(/^READY \d+$/, 10000, 'READY')).split(' ')[1]);
   const lg = spawnNode(
     path.join(BENCH_DIR, 'loadgen.mjs'),
-    ['--port', port, '--conns', c.conns ?? 3, '--inflight', c.inflight ?? 8, '--size', c.size, '--warmup', 0.2, '--duration', 1, '--stall', 2].map(String),
+    ['--port', port, '--conns', c.conns ?? 3, '--inflight', c.inflight ?? 8, '--size', c.size, '--warmup', 0.2, '--duration', 1, '--stall', 2, ...(c.deflate ? ['--compress'] : [])].map(String),
     { pin: false },
   );
   const { code } = await lg.exited;
@@ -38,7 +47,7 @@ for (const c of cases) {
   const ok = c.expect === 'pass' ? code === 0 : code === 1 && c.expect.test(err);
   if (ok) passed++;
   else failed++;
-  console.log(`${ok ? 'ok  ' : 'BAD '} ${c.how.padEnd(12)} ${String(c.size).padStart(6)} B ${c.conns ?? 3}×${c.inflight ?? 8}: exit ${code}${code ? `: ${lastLines(err, 1)}` : ''}`);
+  console.log(`${ok ? 'ok  ' : 'BAD '} ${(c.deflate ? `deflate ${c.how}` : c.how).padEnd(18)} ${String(c.size).padStart(6)} B ${c.conns ?? 3}×${c.inflight ?? 8}: exit ${code}${code ? `: ${lastLines(err, 1)}` : ''}`);
 }
 console.log(`selfcheck: ${passed} as expected, ${failed} not`);
 process.exitCode = failed ? 1 : 0;

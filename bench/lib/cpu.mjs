@@ -40,3 +40,22 @@ export function selfCpuUs() {
   const u = process.cpuUsage();
   return u.user + u.system;
 }
+
+/**
+ * A process's resident memory now and at its peak (VmRSS, VmHWM from
+ * /proc/<pid>/status), in bytes. The peak cannot be reset, so it covers the
+ * process's whole life: the runner starts a fresh server per measurement.
+ */
+export function processMemory(pid) {
+  if (!pid) return { rss: NaN, peakRss: NaN };
+  try {
+    const s = readFileSync(`/proc/${pid}/status`, 'latin1');
+    const kb = (name) => {
+      const m = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(s);
+      return m ? Number(m[1]) * 1024 : NaN;
+    };
+    return { rss: kb('VmRSS'), peakRss: kb('VmHWM') };
+  } catch {
+    return { rss: NaN, peakRss: NaN };
+  }
+}

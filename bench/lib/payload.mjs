@@ -44,3 +44,52 @@ export function parsePublishCommand(text) {
 export function broadcastPayload(size) {
   return makePayload(size, 4242);
 }
+
+const FIRST = ['Ada', 'Alan', 'Barbara', 'Claude', 'Donald', 'Edsger', 'Frances', 'Grace', 'John', 'Ken', 'Leslie', 'Margaret', 'Niklaus', 'Radia', 'Tim', 'Vint'];
+const LAST = ['Lovelace', 'Turing', 'Liskov', 'Shannon', 'Knuth', 'Dijkstra', 'Allen', 'Hopper', 'McCarthy', 'Thompson', 'Lamport', 'Hamilton', 'Wirth', 'Perlman', 'Berners-Lee', 'Cerf'];
+const CITIES = ['Amsterdam', 'Berlin', 'Chicago', 'Denver', 'Lagos', 'Lisbon', 'Madrid', 'Nairobi', 'Osaka', 'Paris', 'Quito', 'Seoul', 'Sydney', 'Toronto'];
+const TAGS = ['admin', 'beta', 'editor', 'free', 'gold', 'legacy', 'mobile', 'new', 'pro', 'trial', 'vip', 'web'];
+const EVENTS = ['login', 'logout', 'purchase', 'refund', 'view', 'click', 'signup', 'update'];
+
+/**
+ * A JSON text of exactly `size` bytes (ASCII), the same for the same
+ * (size, seed) in every process: `{"type":"batch","seq":…,"items":[…]}`
+ * with records of ids, names, e-mail addresses, amounts, scores, booleans,
+ * tags and ISO timestamps, like an API or event feed. Compresses about 4.4×
+ * alone and 5.5× with the previous messages as context (zlib level 6).
+ * Padded with JSON whitespace before the closing `]}` to the exact size.
+ */
+export function makeJsonPayload(size, seed = 1) {
+  let x = (0x2545f491 ^ Math.imul(seed + 1, 0x9e3779b1)) >>> 0 || 1;
+  const rnd = () => {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    return x;
+  };
+  const pick = (a) => a[rnd() % a.length];
+  const hex = (n) => {
+    let s = '';
+    for (let i = 0; i < n; i++) s += (rnd() & 15).toString(16);
+    return s;
+  };
+  const head = `{"type":"batch","seq":${seed},"source":"bench-${hex(8)}","items":[`;
+  const tail = ']}';
+  if (size < head.length + tail.length) throw new Error(`makeJsonPayload: ${size} bytes is too small for a JSON batch`);
+  let t = 1700000000000 + (rnd() % 1e9);
+  let s = head;
+  for (let first = true; ; first = false) {
+    t += rnd() % 5000;
+    const fn = pick(FIRST);
+    const ln = pick(LAST);
+    const o =
+      `${first ? '' : ','}{"id":${100000 + (rnd() % 900000)},"ref":"${hex(6)}","name":"${fn} ${ln}",` +
+      `"email":"${fn.toLowerCase()}.${ln.toLowerCase()}${rnd() % 100}@example.com","city":"${pick(CITIES)}",` +
+      `"event":"${pick(EVENTS)}","amount":${(rnd() % 100000) / 100},"score":${((rnd() % 1000000) / 1e4).toFixed(4)},` +
+      `"active":${rnd() & 1 ? 'true' : 'false'},"tags":["${pick(TAGS)}","${pick(TAGS)}"],"ts":"${new Date(t).toISOString()}"}`;
+    if (s.length + o.length + tail.length > size) break;
+    s += o;
+  }
+  s += ' '.repeat(size - s.length - tail.length) + tail;
+  return Buffer.from(s, 'latin1');
+}

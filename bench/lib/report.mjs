@@ -49,6 +49,8 @@ export function fmt(v, kind) {
       return v.toFixed(0);
     case 'bytes':
       return v >= 10240 ? `${(v / 1024).toFixed(1)} KiB` : `${Math.round(v).toLocaleString('en-US')} B`;
+    case 'mib':
+      return `${(v / 2 ** 20).toFixed(1)} MiB`;
     default:
       return String(v);
   }
@@ -61,6 +63,7 @@ export function fmt(v, kind) {
 export function summarize(scenario, perServer, disturbedPct = 15) {
   const rows = [];
   const wsMedian = median((perServer.ws?.results ?? []).map((r) => pick(r, scenario.primary.key)));
+  const wsColumn = (key) => median((perServer.ws?.results ?? []).map((r) => pick(r, key)));
   for (const [name, entry] of Object.entries(perServer)) {
     const row = { server: name, label: entry.label ?? name, rounds: entry.results.length, status: entry.status, note: entry.note };
     row.medians = {};
@@ -70,6 +73,13 @@ export function summarize(scenario, perServer, disturbedPct = 15) {
     row.max = values.length ? Math.max(...values) : NaN;
     const value = row.medians[scenario.primary.key];
     row.ratio = name !== 'ws' && Number.isFinite(value) && Number.isFinite(wsMedian) && wsMedian > 0 ? value / wsMedian : NaN;
+    // columns marked vsWs also show their own ratio to ws's median
+    row.columnRatios = {};
+    for (const col of scenario.columns) {
+      if (!col.vsWs || name === 'ws') continue;
+      const w = wsColumn(col.key);
+      if (Number.isFinite(row.medians[col.key]) && Number.isFinite(w) && w > 0) row.columnRatios[col.key] = row.medians[col.key] / w;
+    }
     row.loadgenBound = (row.medians.loadgenCpuPct ?? 0) > 90;
     row.disturbedRounds = entry.results.filter((r) => r.otherCpuPct > disturbedPct).length;
     rows.push(row);
@@ -90,7 +100,7 @@ function cells(row, scenario) {
   if (row.status !== 'ok') return [row.label, row.status === 'skipped' ? `skipped: ${row.note}` : `FAILED: ${row.note}`];
   return [
     row.label + (row.loadgenBound ? ' †' : '') + (row.disturbedRounds > 0 ? ` ‡${row.disturbedRounds}/${row.rounds}` : ''),
-    ...scenario.columns.map((c) => fmt(row.medians[c.key], c.fmt)),
+    ...scenario.columns.map((c) => fmt(row.medians[c.key], c.fmt) + (Number.isFinite(row.columnRatios?.[c.key]) ? ` (${row.columnRatios[c.key].toFixed(2)}×)` : '')),
     row.rounds > 1 ? `${fmt(row.min, primaryFmt(scenario))} – ${fmt(row.max, primaryFmt(scenario))}` : '',
     ratioText(row, scenario),
   ];

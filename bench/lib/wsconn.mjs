@@ -4,6 +4,7 @@
 // against what the workload expects, in place, without copies.
 import net from 'node:net';
 import { BENCH_KEY, acceptFor } from './payload.mjs';
+import { DEFLATE_OFFER, parseDeflateResponse, MessageInflater } from './deflate.mjs';
 
 /** A client frame (masked unless `unmasked`): FIN set, one opcode, one payload. */
 export function buildFrame(opcode, payload, maskSeed, unmasked = false) {
@@ -35,15 +36,16 @@ export const OP_CONT = 0, OP_TEXT = 1, OP_BINARY = 2, OP_CLOSE = 8, OP_PING = 9,
 const TARGET = '127.0.0.1';
 
 /** What every connection shares; set once by configure(). */
-const cfg = { port: 0, raw: false, sources: 1, fail: (msg) => { throw new Error(msg); }, request: Buffer.alloc(0) };
+const cfg = { port: 0, raw: false, sources: 1, deflate: false, fail: (msg) => { throw new Error(msg); }, request: Buffer.alloc(0) };
 
 /**
  * port: the server's (on 127.0.0.1, the only address ever targeted);
  * raw: no handshake (a plain TCP echo); sources: local addresses
- * 127.0.0.1..N to spread connections over; fail(msg): ends the process.
+ * 127.0.0.1..N to spread connections over; fail(msg): ends the process;
+ * deflate: offer permessage-deflate (lib/deflate.mjs) and require it.
  */
-export function configure({ port, raw, sources, fail }) {
-  Object.assign(cfg, { port, raw, sources, fail });
+export function configure({ port, raw, sources, fail, deflate = false }) {
+  Object.assign(cfg, { port, raw, sources, fail, deflate });
   cfg.request = Buffer.from(
     'GET / HTTP/1.1\r\n' +
       `Host: ${TARGET}:${port}\r\n` +
@@ -51,6 +53,7 @@ export function configure({ port, raw, sources, fail }) {
       'Connection: Upgrade\r\n' +
       `Sec-WebSocket-Key: ${BENCH_KEY}\r\n` +
       'Sec-WebSocket-Version: 13\r\n' +
+      (deflate ? `Sec-WebSocket-Extensions: ${DEFLATE_OFFER}\r\n` : '') +
       '\r\n',
     'latin1',
   );
@@ -63,22 +66,34 @@ const EXPECTED_ACCEPT = acceptFor(BENCH_KEY);
 /** A masked close frame, code 1000, no reason. */
 export const CLOSE_FRAME = buildFrame(OP_CLOSE, Buffer.from([0x03, 0xe8]), 7);
 
-/** Checks a server handshake response head; returns an error string or null. */
+/**
+ * Checks a server handshake response head: { error } or { deflate }, the
+ * negotiated permessage-deflate parameters when it was offered (else null).
+ */
 function checkResponseHead(head) {
+  const err = (error) => ({ error, deflate: null });
   const lines = head.split('\r\n');
-  if (!/^HTTP\/1\.1 101 /.test(lines[0] + ' ')) return `expected 101, got "${lines[0]}"`;
+  if (!/^HTTP\/1\.1 101 /.test(lines[0] + ' ')) return err(`expected 101, got "${lines[0]}"`);
   const headers = new Map();
   for (let i = 1; i < lines.length; i++) {
     const c = lines[i].indexOf(':');
-    if (c > 0) headers.set(lines[i].slice(0, c).trim().toLowerCase(), lines[i].slice(c + 1).trim());
+    if (c <= 0) continue;
+    const name = lines[i].slice(0, c).trim().toLowerCase();
+    const value = lines[i].slice(c + 1).trim();
+    // Repeated header lines are one comma-separated list (RFC 9110 §5.3).
+    headers.set(name, headers.has(name) ? `${headers.get(name)}, ${value}` : value);
   }
-  if ((headers.get('upgrade') ?? '').toLowerCase() !== 'websocket') return 'missing "Upgrade: websocket"';
-  if (!/\bupgrade\b/i.test(headers.get('connection') ?? '')) return 'missing "Connection: Upgrade"';
+  if ((headers.get('upgrade') ?? '').toLowerCase() !== 'websocket') return err('missing "Upgrade: websocket"');
+  if (!/\bupgrade\b/i.test(headers.get('connection') ?? '')) return err('missing "Connection: Upgrade"');
   if (headers.get('sec-websocket-accept') !== EXPECTED_ACCEPT) {
-    return `bad Sec-WebSocket-Accept "${headers.get('sec-websocket-accept')}" (expected ${EXPECTED_ACCEPT})`;
+    return err(`bad Sec-WebSocket-Accept "${headers.get('sec-websocket-accept')}" (expected ${EXPECTED_ACCEPT})`);
   }
-  if (headers.has('sec-websocket-extensions')) return 'server accepted an extension that was never offered';
-  return null;
+  if (!cfg.deflate) {
+    if (headers.has('sec-websocket-extensions')) return err('server accepted an extension that was never offered');
+    return { error: null, deflate: null };
+  }
+  const { params, error } = parseDeflateResponse(headers.get('sec-websocket-extensions'));
+  return error ? err(error) : { error: null, deflate: params };
 }
 
 let nextSource = 0;
@@ -92,7 +107,10 @@ export function sourceAddress() {
  * One client connection: handshake, then an incremental parser over the
  * server's frames. Data payload bytes are compared in place against
  * `expected(conn)` (no copies, no concatenation); frames may be split across
- * chunks anywhere, and one chunk may hold many frames.
+ * chunks anywhere, and one chunk may hold many frames. With permessage-deflate
+ * negotiated, a message with RSV1 is copied out, inflated by the connection's
+ * one inflater (context takeover) and compared after inflating; messages
+ * still count in the order they arrived.
  */
 export class Conn {
   constructor(id, hooks) {
@@ -112,6 +130,21 @@ export class Conn {
     this.msgPos = 0;
     this.ctrl = null; // control frame payload being gathered
     this.ctrlPos = 0;
+    this.started = 0; // data messages whose first frame has arrived
+    this.msgIndex = 0; // the current message's number on this connection
+    // permessage-deflate (cfg.deflate): negotiated parameters, the inflater,
+    // the current message's compressed pieces, and the messages not yet
+    // counted (in arrival order: a plain one after a compressed one that is
+    // still inflating waits for it)
+    this.deflate = null;
+    this.inflater = null;
+    this.compressed = false;
+    this.zParts = null;
+    this.pending = []; // { index, expected, pos, done } per message not yet counted
+    this.inflating = []; // the compressed ones among them, in order
+    this.wireBytes = 0; // data frame payload bytes received (compressed size)
+    this.compressedMessages = 0;
+    this.plainMessages = 0;
     // workload state, used by the modes
     this.sent = 0;
     this.received = 0;
@@ -154,8 +187,15 @@ export class Conn {
         if (this.head.length > 8192) cfg.fail(`connection ${this.id}: handshake response head over 8 KiB`);
         return;
       }
-      const err = checkResponseHead(this.head.slice(0, end));
-      if (err) cfg.fail(`connection ${this.id}: handshake: ${err}`);
+      const { error, deflate } = checkResponseHead(this.head.slice(0, end));
+      if (error) cfg.fail(`connection ${this.id}: handshake: ${error}`);
+      if (deflate) {
+        this.deflate = deflate;
+        this.inflater = new MessageInflater(
+          (chunk) => this.inflated(chunk),
+          (e) => cfg.fail(`connection ${this.id}: the server's compressed message #${this.inflating[0]?.index} does not inflate: ${e.message}`),
+        );
+      }
       const restLen = this.head.length - end - 4;
       this.head = '';
       this.open = true;
@@ -207,6 +247,9 @@ export class Conn {
       if (this.ctrl !== null) {
         chunk.copy(this.ctrl, this.ctrlPos, o, o + n);
         this.ctrlPos += n;
+      } else if (this.compressed) {
+        // a copy: the read buffer is shared and reused by the next read
+        this.zParts.push(Buffer.from(chunk.subarray(o, o + n)));
       } else {
         const exp = this.expectedBuf;
         const p = this.msgPos;
@@ -230,10 +273,10 @@ export class Conn {
     }
   }
 
-  mismatch(offset, got) {
+  mismatch(offset, got, index = this.msgIndex, expected = this.expectedBuf, how = '') {
     cfg.fail(
-      `connection ${this.id}: echoed payload differs from what was sent: message #${this.received} ` +
-        `byte ${offset} is 0x${got.toString(16)}, expected 0x${this.expectedBuf[offset].toString(16)}`,
+      `connection ${this.id}: echoed payload differs from what was sent: message #${index} ` +
+        `byte ${offset}${how} is 0x${got.toString(16)}, expected 0x${expected[offset].toString(16)}`,
     );
   }
 
@@ -254,8 +297,13 @@ export class Conn {
       p += 8;
     }
     if (b1 & 0x80) cfg.fail(`connection ${this.id}: server frame is masked (RFC 6455 §5.1)`);
-    if (b0 & 0x70) cfg.fail(`connection ${this.id}: RSV bits set without an extension (RFC 6455 §5.2)`);
     const op = b0 & 0x0f;
+    const rsv = b0 & 0x70;
+    if (rsv !== 0) {
+      if (this.deflate === null) cfg.fail(`connection ${this.id}: RSV bits set without an extension (RFC 6455 §5.2)`);
+      if (rsv !== 0x40) cfg.fail(`connection ${this.id}: RSV2 or RSV3 set; only permessage-deflate (RSV1) was negotiated (RFC 6455 §5.2)`);
+      if (op !== OP_TEXT && op !== OP_BINARY) cfg.fail(`connection ${this.id}: RSV1 on a ${op === OP_CONT ? 'continuation' : 'control'} frame (RFC 7692 §6.1)`);
+    }
     const fin = (b0 & 0x80) !== 0;
     this.op = op;
     this.fin = fin;
@@ -266,13 +314,19 @@ export class Conn {
       } else {
         if (this.inMessage) cfg.fail(`connection ${this.id}: new data frame inside a fragmented message`);
         this.inMessage = true;
-        this.expectedBuf = this.hooks.expected(this);
-        if (this.expectedBuf === null) cfg.fail(`connection ${this.id}: unexpected data message #${this.received}`);
+        // the message's index: equal to this.received unless compressed
+        // messages before it are still being inflated
+        this.msgIndex = this.started++;
+        this.expectedBuf = this.hooks.expected(this, this.msgIndex);
+        if (this.expectedBuf === null) cfg.fail(`connection ${this.id}: unexpected data message #${this.msgIndex}`);
         if (op !== this.hooks.opcode) cfg.fail(`connection ${this.id}: message opcode ${op}, expected ${this.hooks.opcode}`);
         this.msgPos = 0;
+        this.compressed = rsv !== 0;
+        if (this.compressed) this.zParts = [];
       }
-      if (this.msgPos + plen > this.expectedBuf.length) {
-        cfg.fail(`connection ${this.id}: echoed message #${this.received} is longer than the ${this.expectedBuf.length} bytes sent`);
+      this.wireBytes += plen;
+      if (!this.compressed && this.msgPos + plen > this.expectedBuf.length) {
+        cfg.fail(`connection ${this.id}: echoed message #${this.msgIndex} is longer than the ${this.expectedBuf.length} bytes sent`);
       }
       this.ctrl = null;
     } else if (op === OP_CLOSE || op === OP_PING || op === OP_PONG) {
@@ -290,10 +344,27 @@ export class Conn {
     const op = this.op;
     if (op <= OP_BINARY) {
       if (!this.fin) return;
-      if (this.msgPos !== this.expectedBuf.length) {
-        cfg.fail(`connection ${this.id}: echoed message #${this.received} has ${this.msgPos} bytes, ${this.expectedBuf.length} were sent`);
-      }
       this.inMessage = false;
+      if (this.compressed) {
+        // Checked when inflated (asynchronously, on zlib's thread pool), in order.
+        const entry = { index: this.msgIndex, expected: this.expectedBuf, pos: 0, done: false };
+        this.pending.push(entry);
+        this.inflating.push(entry);
+        this.compressedMessages++;
+        const parts = this.zParts;
+        this.zParts = null;
+        this.compressed = false;
+        this.inflater.message(parts, () => this.inflateDone(entry));
+        return;
+      }
+      if (this.msgPos !== this.expectedBuf.length) {
+        cfg.fail(`connection ${this.id}: echoed message #${this.msgIndex} has ${this.msgPos} bytes, ${this.expectedBuf.length} were sent`);
+      }
+      if (this.deflate !== null) this.plainMessages++;
+      if (this.pending.length > 0) {
+        this.pending.push({ index: this.msgIndex, done: true });
+        return;
+      }
       this.received++;
       this.hooks.message(this);
       return;
@@ -308,5 +379,36 @@ export class Conn {
       this.gotClose = true;
       this.hooks.closeFrame(this, code);
     }
+  }
+
+  /** Inflated bytes of the oldest compressed message still inflating: compared with what was sent. */
+  inflated(chunk) {
+    const e = this.inflating[0];
+    if (e === undefined) cfg.fail(`connection ${this.id}: inflater output with no compressed message pending`);
+    const exp = e.expected;
+    const p = e.pos;
+    const n = chunk.length;
+    if (p + n > exp.length) cfg.fail(`connection ${this.id}: echoed message #${e.index} inflates to more than the ${exp.length} bytes sent`);
+    if (chunk.compare(exp, p, p + n) !== 0) {
+      let i = 0;
+      while (chunk[i] === exp[p + i]) i++;
+      this.mismatch(p + i, chunk[i], e.index, exp, ' (after inflating)');
+    }
+    e.pos = p + n;
+  }
+
+  /** All output of the oldest compressed message is in: check its length, count what is complete. */
+  inflateDone(entry) {
+    if (this.inflating.shift() !== entry) cfg.fail(`connection ${this.id}: inflater finished messages out of order`);
+    if (entry.pos !== entry.expected.length) {
+      cfg.fail(`connection ${this.id}: echoed message #${entry.index} inflates to ${entry.pos} bytes, ${entry.expected.length} were sent`);
+    }
+    entry.done = true;
+    while (this.pending.length > 0 && this.pending[0].done) {
+      this.pending.shift();
+      this.received++;
+      this.hooks.message(this);
+    }
+    if (this.owed > 0) this.hooks.flush(this);
   }
 }

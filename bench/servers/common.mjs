@@ -12,6 +12,12 @@ export const port = Number(process.argv[2] ?? process.env.PORT ?? 0);
 export const host = '127.0.0.1';
 /** `echo` (default) or `broadcast`. */
 export const mode = process.env.BENCH_MODE ?? 'echo';
+/**
+ * BENCH_DEFLATE=1 (the echo-deflate scenario only): enable permessage-deflate,
+ * context takeover both ways, 15-bit windows, every message compressed
+ * (threshold 0), each library's default compression level otherwise.
+ */
+export const deflate = process.env.BENCH_DEFLATE === '1';
 export const MAX_PAYLOAD = 64 * 1024 * 1024;
 
 const payloads = new Map();

@@ -1,5 +1,8 @@
 // fullduplex, from the built package (npm run build first).
-import { port, host, mode, MAX_PAYLOAD, onTrigger, ready, fail } from './common.mjs';
+// BENCH_DEFLATE=1: perMessageDeflate: { threshold: 0 } (the library's
+// defaults otherwise); echo sends back the inflated message, which the
+// library compresses again.
+import { port, host, mode, deflate, MAX_PAYLOAD, onTrigger, ready, fail } from './common.mjs';
 
 let WebSocketServer;
 try {
@@ -27,7 +30,12 @@ const handler =
       };
 
 try {
-  server = new WebSocketServer({ maxPayload: MAX_PAYLOAD, keepalive: false, handler });
+  server = new WebSocketServer({
+    maxPayload: MAX_PAYLOAD,
+    keepalive: false,
+    handler,
+    ...(deflate ? { perMessageDeflate: { threshold: 0 } } : {}),
+  });
   const { port: actual } = await server.listen(port, host);
   ready(actual, () => server.close());
 } catch (err) {

@@ -3,7 +3,7 @@
 // binaries inside the package. Exit code 3 with a note means "not available
 // here"; the runner skips the row instead of failing.
 import { createRequire } from 'node:module';
-import { port, host, mode, MAX_PAYLOAD, onTrigger, ready, fail } from './common.mjs';
+import { port, host, mode, deflate, MAX_PAYLOAD, onTrigger, ready, fail } from './common.mjs';
 
 const require = createRequire(import.meta.url);
 let uWS;
@@ -23,7 +23,16 @@ try {
 
 const app = uWS.App();
 const behavior = {
-  compression: uWS.DISABLED,
+  // BENCH_DEFLATE=1: DEDICATED_COMPRESSOR is uWS's only compressor with a
+  // 15-bit window and context takeover (windowBits 15, memLevel 8, zlib
+  // Z_DEFAULT_COMPRESSION = level 6). The _3KB.._256KB names are the zlib
+  // *memory* of the compressor, not its window: DEDICATED_COMPRESSOR_32KB is
+  // windowBits 12, memLevel 5 (a 4 KiB window, announced as
+  // server_max_window_bits=12), and SHARED_COMPRESSOR has no context takeover
+  // (server_no_context_takeover). DEDICATED_DECOMPRESSOR (32 KiB window) lets
+  // the client keep its context; without it uWS answers
+  // client_no_context_takeover.
+  compression: deflate ? uWS.DEDICATED_COMPRESSOR | uWS.DEDICATED_DECOMPRESSOR : uWS.DISABLED,
   maxPayloadLength: MAX_PAYLOAD,
   idleTimeout: 0, // no timeouts and no pings during benchmarks
   sendPingsAutomatically: false,
@@ -36,9 +45,15 @@ if (mode === 'broadcast') {
     if (!isBinary) onTrigger(Buffer.from(message).toString(), (payload) => app.publish('bench', payload, true));
   };
 } else {
-  behavior.message = (ws, message, isBinary) => {
-    ws.send(message, isBinary);
-  };
+  // send's third argument (compress) defaults to false in uWS: without it,
+  // nothing would be compressed even on a connection that negotiated it.
+  behavior.message = deflate
+    ? (ws, message, isBinary) => {
+        ws.send(message, isBinary, true);
+      }
+    : (ws, message, isBinary) => {
+        ws.send(message, isBinary);
+      };
 }
 app.ws('/*', behavior);
 app.listen(host, port, (token) => {
