@@ -12,7 +12,7 @@ import { ProtocolError } from './errors.js';
 import { MAX_CONTROL_PAYLOAD, Opcode } from './frame.js';
 import { FrameParser, type ParserEvents } from './parser.js';
 import { isUtf8 } from './utf8.js';
-import { FrameWriter } from './writer.js';
+import { COPY_THRESHOLD, FrameWriter } from './writer.js';
 
 export type Role = 'client' | 'server';
 
@@ -94,6 +94,8 @@ export class Connection implements ParserEvents {
       expectMasked: options.role === 'server',
       maxPayload: options.maxPayload,
       allowRsv1: options.allowRsv1 === true || this.deflate !== null,
+      // onMessage inflates a compressed message before anything else sees it.
+      lendCompressed: this.deflate !== null,
     });
   }
 
@@ -143,7 +145,7 @@ export class Connection implements ParserEvents {
     // A string has at most 3 bytes per UTF-16 unit and at least one: skip the
     // byte count when the answer is clear either way.
     if (deflate !== null && text.length * 3 >= deflate.threshold && (text.length >= deflate.threshold || Buffer.byteLength(text) >= deflate.threshold)) {
-      this.writer.frame(FIN | RSV1 | Opcode.Text, deflate.compress(Buffer.from(text, 'utf8')));
+      this.writer.frame(FIN | RSV1 | Opcode.Text, owned(deflate.compress(Buffer.from(text, 'utf8'))));
     } else {
       this.writer.textFrame(FIN | Opcode.Text, text);
     }
@@ -159,7 +161,7 @@ export class Connection implements ParserEvents {
     if (this.state & CLOSE_SENT) return false;
     const deflate = this.deflate;
     if (!compressed && deflate !== null && data.length >= deflate.threshold) {
-      data = deflate.compress(data);
+      data = owned(deflate.compress(data));
       compressed = true;
     }
     this.writer.frame(FIN | (compressed ? RSV1 : 0) | (binary ? Opcode.Binary : Opcode.Text), data);
@@ -335,4 +337,13 @@ function checkControlPayload(payload: Uint8Array): void {
   if (payload.length > MAX_CONTROL_PAYLOAD) {
     throw new RangeError(`control frame payload is ${payload.length} bytes; at most ${MAX_CONTROL_PAYLOAD} allowed`);
   }
+}
+
+/**
+ * A compressed payload the writer may keep: it copies payloads up to its
+ * copy threshold into its slab and keeps larger ones by reference, so only
+ * those need a copy of their own (`compress` may return borrowed memory).
+ */
+function owned(payload: Buffer): Buffer {
+  return payload.length > COPY_THRESHOLD ? Buffer.from(payload) : payload;
 }

@@ -260,40 +260,75 @@ export const SYNC_DEFLATE: boolean = (() => {
   }
 })();
 
-/** Output scratch shared by every stream: each step's output is copied out at once. */
+/**
+ * The output of the run in progress (every run is synchronous, so one set
+ * serves all streams; each stream's own output buffer is left at zlib's
+ * minimum, Z_MIN_CHUNK, since it is never used): zlib writes into `scratch`
+ * from `outLen` on; a full
+ * scratch is copied out to `chunks`. A run that fits the scratch costs one
+ * copy at the end, or none when its caller consumes it at once.
+ */
 const scratch = Buffer.allocUnsafe(64 * 1024);
-
-/** Input bytes the last runSync left unread: the deflate stream ended (a block with BFINAL set) before them. */
+let outLen = 0;
+let chunks: Buffer[] = [];
+let total = 0;
+/** Input bytes the last `feed` left unread: the deflate stream ended (a block with BFINAL set) before them. */
 let unread = 0;
 
+/** `input` itself, or a copy when it is a view of the scratch (a borrowed result fed back in). */
+function unborrowed(input: Uint8Array): Uint8Array {
+  return input.buffer === scratch.buffer ? Uint8Array.prototype.slice.call(input) : input;
+}
+
+function begin(): void {
+  outLen = 0;
+  total = 0;
+  if (chunks.length > 0) chunks = [];
+}
+
 /**
- * Feeds `input` to `stream` with a sync flush and returns all it produced.
- * More than `limit` bytes of output stop it with InflateError(tooBig).
+ * Feeds `input` to `stream` with `flush`. Output beyond `limit` bytes for
+ * the run stops it with InflateError(tooBig); a zlib error with
+ * InflateError(false), after which the stream is closed.
  */
-function runSync(stream: ZlibInternals, input: Uint8Array, limit: number): Buffer {
+function feed(stream: ZlibInternals, input: Uint8Array, flush: number, limit: number): void {
   const handle = stream._handle;
   if (handle === null) throw new InflateError(false, 'zlib stream is closed');
   const state = stream._writeState;
-  const chunks: Buffer[] = [];
-  let total = 0;
   let inOff = 0;
   let inLen = input.length;
   for (;;) {
-    handle.writeSync(zlib.constants.Z_SYNC_FLUSH, input, inOff, inLen, scratch, 0, scratch.length);
+    if (outLen === scratch.length) {
+      chunks.push(Buffer.from(scratch));
+      outLen = 0;
+    }
+    const room = scratch.length - outLen;
+    handle.writeSync(flush, input, inOff, inLen, scratch, outLen, room);
     if (stream.destroyed) throw new InflateError(false, stream.errored?.message ?? 'zlib failed');
     const availOut = state[0]!;
     const availIn = state[1]!;
-    const have = scratch.length - availOut;
-    total += have;
+    outLen += room - availOut;
+    total += room - availOut;
     if (total > limit) throw new InflateError(true, `inflated message exceeds maxPayload of ${limit} bytes`);
-    if (have > 0) chunks.push(Buffer.from(scratch.subarray(0, have)));
     inOff += inLen - availIn;
     inLen = availIn;
-    // The flush is complete once zlib stops filling the whole output.
+    // zlib is done with this input once it stops filling the whole output.
     if (availOut !== 0) break;
   }
   unread = inLen;
-  return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total);
+}
+
+/**
+ * The run's output: `borrow` returns a view of the scratch when it fits
+ * (valid until the next run), else the output is copied into a buffer of its own.
+ */
+function finish(borrow: boolean): Buffer {
+  const last = scratch.subarray(0, outLen);
+  if (chunks.length === 0) return borrow ? last : Buffer.from(last);
+  chunks.push(Buffer.from(last));
+  const out = Buffer.concat(chunks, total);
+  chunks = [];
+  return out;
 }
 
 /** Why inflating failed: 1009 for too big, 1007 for data that is not deflate. */
@@ -339,6 +374,7 @@ export class PerMessageDeflate {
     const server = role === 'server';
     const bits = server ? params.serverMaxWindowBits : params.clientMaxWindowBits;
     this.compressOptions = {
+      chunkSize: zlib.constants.Z_MIN_CHUNK,
       windowBits: Math.max(bits, MIN_ZLIB_WINDOW_BITS),
       level: options.level ?? zlib.constants.Z_DEFAULT_COMPRESSION,
       memLevel: options.memLevel ?? 8,
@@ -348,7 +384,12 @@ export class PerMessageDeflate {
     this.resetDecompressor = server ? params.clientNoContextTakeover : params.serverNoContextTakeover;
   }
 
-  /** The compressed payload of one whole message (the sync-flush tail removed, RFC 7692 §7.2.1). */
+  /**
+   * The compressed payload of one whole message (the sync-flush tail
+   * removed, RFC 7692 §7.2.1). It may be a view of memory the next
+   * compress or decompress call overwrites: the caller copies it, or hands
+   * it on to something that does, before making another.
+   */
   compress(data: Uint8Array): Buffer {
     let d = this.deflater;
     if (d === null || d.destroyed) {
@@ -362,7 +403,9 @@ export class PerMessageDeflate {
       }
       this.deflater = d;
     }
-    const out = runSync(d, data, Infinity);
+    begin();
+    feed(d, unborrowed(data), zlib.constants.Z_SYNC_FLUSH, Infinity);
+    const out = finish(true);
     if (this.resetCompressor) d.reset();
     // Nothing new since the last flush (an empty message) gives no output at
     // all; send the one-byte empty block of RFC 7692 §7.2.3.6 instead.
@@ -380,10 +423,14 @@ export class PerMessageDeflate {
     // stored-block header at a byte boundary): it is an empty message.
     if (data.length === 0) return Buffer.alloc(0);
     // Inflating with the largest window accepts any window the peer used.
-    const inf = (this.inflater ??= quiet(zlib.createInflateRaw({ windowBits: 15 })));
-    const out = runSync(inf, Buffer.concat([data, TAIL]), this.maxPayload);
+    const inf = (this.inflater ??= quiet(zlib.createInflateRaw({ windowBits: 15, chunkSize: zlib.constants.Z_MIN_CHUNK })));
+    begin();
+    feed(inf, unborrowed(data), zlib.constants.Z_NO_FLUSH, this.maxPayload);
     // A sender may end a message with a final block (RFC 7692 §7.2.3.4): its
-    // stream is over, so the next message starts a new one.
+    // stream is then over (input is left unread), and the next message starts
+    // a new one.
+    if (unread === 0) feed(inf, TAIL, zlib.constants.Z_SYNC_FLUSH, this.maxPayload);
+    const out = finish(false);
     if (this.resetDecompressor || unread > 0) inf.reset();
     return out;
   }

@@ -34,6 +34,12 @@ export interface ParserOptions {
   maxPayload: number;
   /** RSV1 is meaningful (permessage-deflate negotiated, RFC 7692 §6). */
   allowRsv1?: boolean;
+  /**
+   * The receiver inflates compressed messages inside `onMessage` and keeps
+   * nothing of what it is given: a compressed message that arrived whole in
+   * a borrowed chunk is then handed over as a view of that chunk, not copied.
+   */
+  lendCompressed?: boolean;
 }
 
 // Flags in FrameParser.bits.
@@ -45,13 +51,15 @@ const IN_PAYLOAD = 8;
 const FIN = 16;
 const MASKED = 32;
 const MSG_COMPRESSED = 64;
+const LEND_COMPRESSED = 128;
 
 const EMPTY = Buffer.alloc(0);
 
 /**
- * A borrowed chunk up to this size is copied whole, once, and then parsed as
- * if owned: one copy per read beats one per message when messages are small.
- * Larger chunks have their payloads copied out one by one.
+ * What is left of a borrowed chunk, when at most this size, is copied whole,
+ * once, and then parsed as if owned: one copy per read beats one per message
+ * when messages are small. In a larger one payloads are copied out one by
+ * one (compressed messages lent to the receiver are not copied at all).
  */
 const BORROWED_COPY_WHOLE = 16 * 1024;
 
@@ -89,6 +97,7 @@ export class FrameParser {
     if (options.expectMasked) this.bits |= EXPECT_MASKED;
     this.maxPayload = options.maxPayload;
     if (options.allowRsv1 === true) this.bits |= ALLOW_RSV1;
+    if (options.lendCompressed === true) this.bits |= LEND_COMPRESSED;
   }
 
   /** Enables RSV1 once an extension that uses it is negotiated. */
@@ -106,17 +115,13 @@ export class FrameParser {
   /**
    * Parses one chunk. Payload bytes of masked frames are unmasked in place,
    * so the chunk must belong to the caller (a socket's `data` buffer does).
-   * A `borrowed` chunk is reused by its owner once this returns: every
-   * payload is then copied out of it (unmasked on the way), never viewed.
+   * A `borrowed` chunk is reused by its owner once this returns: payloads
+   * are then copied out of it (unmasked on the way), never viewed, except a
+   * compressed message lent to a receiver that inflates it at once
+   * (ParserOptions.lendCompressed).
    */
   push(chunk: Buffer, borrowed = false): void {
-    if (borrowed && chunk.length <= BORROWED_COPY_WHOLE) {
-      const own = Buffer.allocUnsafe(chunk.length);
-      chunk.copy(own);
-      chunk = own;
-      borrowed = false;
-    }
-    const end = chunk.length;
+    let end = chunk.length;
     let pos = 0;
     while (pos < end && (this.bits & STOPPED) === 0) {
       if ((this.bits & IN_PAYLOAD) === 0) {
@@ -143,9 +148,20 @@ export class FrameParser {
       // The header ended the chunk: wait for payload bytes, so a payload that
       // then arrives whole still takes the no-copy path.
       if (take === 0) break;
-      const stop = pos + take;
+      let stop = pos + take;
       if (this.payloadRead === 0 && take === this.payloadLength) {
-        if (borrowed) {
+        if (borrowed && !this.lendable() && end - pos <= BORROWED_COPY_WHOLE) {
+          // Small frames from here on: one copy of the rest of the chunk,
+          // parsed as owned from now on.
+          const own = Buffer.allocUnsafe(end - pos);
+          chunk.copy(own, 0, pos, end);
+          chunk = own;
+          end = own.length;
+          pos = 0;
+          stop = take;
+          borrowed = false;
+        }
+        if (borrowed && !this.lendable()) {
           // The whole payload is here, in a chunk about to be reused: one
           // copy, unmasked on the way.
           const own = Buffer.allocUnsafe(take);
@@ -163,6 +179,16 @@ export class FrameParser {
       }
       pos = stop;
     }
+  }
+
+  /**
+   * Whether the frame just parsed is a whole compressed message the receiver
+   * takes as a loan (see ParserOptions.lendCompressed): its payload may stay
+   * in a borrowed chunk, unmasked in place.
+   */
+  private lendable(): boolean {
+    const b = this.bits;
+    return (b & (LEND_COMPRESSED | MSG_COMPRESSED | FIN)) === (LEND_COMPRESSED | MSG_COMPRESSED | FIN) && this.msgLength === 0 && !isControlOpcode(this.opcode);
   }
 
   /** Copies header bytes into the scratch; parses the header once it is whole. */

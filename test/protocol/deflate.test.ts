@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { constants, inflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import {
+  Connection,
   type DeflateParams,
   Opcode,
   PerMessageDeflate,
@@ -25,7 +26,7 @@ import {
   parseExtensions,
   resolveDeflateOptions,
 } from '../../src/protocol/index.js';
-import { assertFailedWith, clientFrame, connect, pattern, serverFrame } from '../helpers/frames.js';
+import { Recorder, assertFailedWith, clientFrame, connect, pattern, serverFrame } from '../helpers/frames.js';
 
 const { Text, Binary, Continuation, Ping } = Opcode;
 const DEFAULT: DeflateParams = { serverNoContextTakeover: false, clientNoContextTakeover: false, serverMaxWindowBits: 15, clientMaxWindowBits: 15 };
@@ -299,6 +300,40 @@ describe('RFC 7692 §6, §8: compressed messages on a connection', () => {
     const bytes = Buffer.concat(messages.map((m) => serverFrame({ opcode: Text, rsv1: true, payload: sender.compress(Buffer.from(m)) })));
     h.feedBytewise(bytes);
     assert.deepEqual(h.rec.messages().map((m) => m.data.toString()), messages);
+  });
+
+  it('compressed messages read from a reused buffer (borrowed chunks, any cuts) arrive intact and stay intact (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.constantFrom(0, 1, 200, 5000, 40_000)), { minLength: 1, maxLength: 8 }),
+        fc.array(fc.integer({ min: 1, max: 60_000 }), { maxLength: 12 }),
+        (specs, sizes) => {
+          const sender = codec('client', {}, 1 << 24, 0);
+          const expected: Buffer[] = [];
+          const frames: Buffer[] = [];
+          specs.forEach(([compress, n], i) => {
+            const data = Buffer.from(json(Math.ceil(n / 40) + 1).slice(0, n));
+            expected.push(data);
+            frames.push(clientFrame({ opcode: Text, rsv1: compress, payload: compress ? Buffer.from(sender.compress(data)) : data }));
+            if (i % 3 === 1) frames.push(clientFrame({ opcode: Ping, payload: 'p' }));
+          });
+          const stream = Buffer.concat(frames);
+          const rec = new Recorder({ keepViews: true });
+          const conn = new Connection(rec, { role: 'server', maxPayload: 1 << 24, deflate: codec('server') });
+          const scratch = Buffer.alloc(stream.length);
+          let at = 0;
+          for (let k = 0; at < stream.length; k++) {
+            const n = Math.min(stream.length - at, sizes[k % Math.max(1, sizes.length)] ?? stream.length);
+            stream.copy(scratch, 0, at, at + n);
+            conn.receive(scratch.subarray(0, n), true);
+            scratch.fill(0x5a);
+            at += n;
+          }
+          assert.deepEqual(rec.messages().map((m) => m.data.toString()), expected.map((d) => d.toString()));
+        },
+      ),
+      { numRuns: 60 },
+    );
   });
 
   it('§6.1: RSV1 on a continuation frame fails with 1002', () => {
