@@ -202,7 +202,7 @@ const SCENARIOS = [
     ],
     note:
       'Text messages of 16,384 B of JSON, compressed in both directions (permessage-deflate, context takeover both ways, 15-bit windows; the load generator offers `permessage-deflate; client_max_window_bits` like a browser and fails unless the server accepts). ' +
-      'Servers: threshold 0 and their default level: fullduplex `perMessageDeflate: { threshold: 0 }`; ws `perMessageDeflate: { threshold: 0 }` (zlib level 6, memLevel 8); uWS `DEDICATED_COMPRESSOR | DEDICATED_DECOMPRESSOR` (zlib level 6, `send(msg, isBinary, true)`; this build compresses with windowBits 9 / memLevel 1 whatever it announces: bench/README.md). ' +
+      'Servers: threshold 0; fullduplex `perMessageDeflate: { threshold: 0 }` (its defaults: zlib level 3, memLevel 7); ws `perMessageDeflate: { threshold: 0, zlibDeflateOptions: { level: 3, memLevel: 7 } }` (the same settings, as ws\'s README suggests for production); uWS `DEDICATED_COMPRESSOR | DEDICATED_DECOMPRESSOR` (zlib level 6, `send(msg, isBinary, true)`; this build compresses with windowBits 9 / memLevel 1 whatever it announces: bench/README.md). ' +
       'The client side is precompressed once (level 6, context takeover, 5.5× smaller), so the load generator only inflates and checks every echo. ' +
       'Server peak RSS is VmHWM of the server process at the end of the run (fresh process per run, so it covers startup, 50 handshakes, warm-up and the window); the ratio in brackets is against ws (lower is better). ' +
       '"echo B on wire": compressed payload bytes per echoed message (16,384 uncompressed).',

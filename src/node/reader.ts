@@ -7,7 +7,8 @@
  * cache, and skips the stream machinery. Node calls back synchronously after
  * each read and before the next, so one buffer serves every socket as long
  * as nothing keeps a view of it: chunks are handed on as `borrowed`, and the
- * parser copies each payload out of them.
+ * parser copies each payload out of them (or, for a compressed message,
+ * inflates it straight from there).
  *
  * Any other stream (TLS, a framework's Duplex), or a Node whose sockets lack
  * the hook, reads through 'data' events; the receiver sees the same bytes in
@@ -91,11 +92,12 @@ export function readsIntoSharedBuffer(socket: Duplex): boolean {
   return hooks !== null && shared !== null && (socket as unknown as Record<symbol, unknown>)[hooks.buffer] === shared;
 }
 
-function useSharedBuffer(socket: ReadingStream): boolean {
-  if (!SHARED_READ_BUFFER || hooks === null || !(socket instanceof Socket)) return false;
-  if ((socket as Socket & { encrypted?: boolean }).encrypted === true) return false;
+/** Switches a plain TCP (or pipe) socket to reading into the shared buffer; leaves any other stream as it is. */
+function useSharedBuffer(socket: ReadingStream): void {
+  if (!SHARED_READ_BUFFER || hooks === null || !(socket instanceof Socket)) return;
+  if ((socket as Socket & { encrypted?: boolean }).encrypted === true) return;
   const handle = (socket as unknown as { _handle?: { useUserBuffer?: (buf: Uint8Array) => void } | null })._handle;
-  if (handle == null || typeof handle.useUserBuffer !== 'function') return false;
+  if (handle == null || typeof handle.useUserBuffer !== 'function') return;
   // In WebAssembly memory where SIMD unmasking is available: payloads are
   // then unmasked where they were read and copied out once.
   const buf = (shared ??= simdReadBuffer() ?? Buffer.allocUnsafeSlow(READ_BUFFER_SIZE));
@@ -104,7 +106,6 @@ function useSharedBuffer(socket: ReadingStream): boolean {
   slots[hooks.callback] = onRead;
   slots[hooks.generator] = null;
   handle.useUserBuffer(buf);
-  return true;
 }
 
 function onRead(this: ReadingStream, nread: number, buf: Buffer): boolean {
