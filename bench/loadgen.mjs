@@ -282,28 +282,36 @@ function runEcho() {
       running = false;
       clearInterval(progressTimer);
       const w = windowStats(a, b, n);
-      const result = {
-        mode: RAW ? 'echo-raw' : 'echo',
-        conns: CONNS,
-        inflight: INFLIGHT,
-        size: SIZE,
-        messages: n,
-        seconds: w.seconds,
-        msgsPerSec: w.perSec,
-        // payload bytes echoed back per second (one direction), MB = 10^6 bytes
-        mbPerSec: (w.perSec * SIZE) / 1e6,
-        serverCpuPct: w.serverCpuPct,
-        otherCpuPct: w.otherCpuPct,
-        serverCpuUsPerMsg: w.serverCpuUsPer,
-        loadgenCpuPct: w.loadgenCpuPct,
-        loadgenCpuUsPerMsg: w.loadgenCpuUsPer,
-        ...serverMemory(),
-        totalSeconds: Number(b.t - tStart) / 1e9,
-      };
+      const result = echoResult(RAW ? 'echo-raw' : 'echo', n, w, Number(b.t - tStart) / 1e9);
       if (LATENCY) result.latencyUs = percentiles(latencies.subarray(0, nlat));
       output(result);
     });
   });
+}
+
+/**
+ * The figures every echo mode reports for a measurement window `w` of `n`
+ * messages, `totalSeconds` into the run. MB/s counts payload bytes
+ * (uncompressed) echoed back per second, one direction, MB = 10^6 bytes.
+ */
+function echoResult(mode, n, w, totalSeconds) {
+  return {
+    mode,
+    conns: CONNS,
+    inflight: INFLIGHT,
+    size: SIZE,
+    messages: n,
+    seconds: w.seconds,
+    msgsPerSec: w.perSec,
+    mbPerSec: (w.perSec * SIZE) / 1e6,
+    serverCpuPct: w.serverCpuPct,
+    otherCpuPct: w.otherCpuPct,
+    serverCpuUsPerMsg: w.serverCpuUsPer,
+    loadgenCpuPct: w.loadgenCpuPct,
+    loadgenCpuUsPerMsg: w.loadgenCpuUsPer,
+    ...serverMemory(),
+    totalSeconds,
+  };
 }
 
 /** The server's resident memory at the end of the window, and its peak over its whole life. */
@@ -390,21 +398,7 @@ function runDeflateEcho() {
         plain += c.plainMessages;
       }
       output({
-        mode: 'echo-deflate',
-        conns: CONNS,
-        inflight: INFLIGHT,
-        size: SIZE,
-        messages: n,
-        seconds: w.seconds,
-        msgsPerSec: w.perSec,
-        // uncompressed payload bytes echoed back per second (one direction), MB = 10^6 bytes
-        mbPerSec: (w.perSec * SIZE) / 1e6,
-        serverCpuPct: w.serverCpuPct,
-        otherCpuPct: w.otherCpuPct,
-        serverCpuUsPerMsg: w.serverCpuUsPer,
-        loadgenCpuPct: w.loadgenCpuPct,
-        loadgenCpuUsPerMsg: w.loadgenCpuUsPer,
-        ...serverMemory(),
+        ...echoResult('echo-deflate', n, w, Number(b.t - tStart) / 1e9),
         deflate: {
           negotiated: params.text,
           settings: describeParams(params),
@@ -416,7 +410,6 @@ function runDeflateEcho() {
           echoRatio: (SIZE * (compressed + plain)) / wire,
           compressedEchoPct: (compressed / (compressed + plain)) * 100,
         },
-        totalSeconds: Number(b.t - tStart) / 1e9,
       });
     });
   });
