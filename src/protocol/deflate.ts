@@ -155,8 +155,6 @@ export function acceptDeflateOffer(offers: readonly Params[], options: PerMessag
       const clientBits = Math.min(clientWindowLimit, options.clientMaxWindowBits ?? 15);
       params.clientMaxWindowBits = clientBits;
       if (clientBits < 15 || clientWindowLimit < 15) response.client_max_window_bits = String(clientBits);
-    } else {
-      params.clientMaxWindowBits = 15;
     }
     return { response, params };
   }
