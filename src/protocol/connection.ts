@@ -55,6 +55,8 @@ export interface ConnectionOptions {
 const CLOSE_SENT = 1;
 const CLOSE_RECEIVED = 2;
 const FAILED = 4;
+/** RSV1 allowed by the I/O layer (allowRsv1, setAllowRsv1). */
+const RSV1_ALLOWED = 8;
 
 const FIN = 0x80;
 const RSV1 = 0x40;
@@ -63,10 +65,16 @@ const EMPTY = Buffer.alloc(0);
 export class Connection implements ParserEvents {
   readonly role: Role;
   readonly writer: FrameWriter;
-  private readonly parser: FrameParser;
+  /**
+   * The parser while a frame or a fragmented message is in progress, else
+   * null: a parser between frames holds nothing, so an idle connection does
+   * not keep one (it is made again, cheaply, when bytes arrive).
+   */
+  private parser: FrameParser | null = null;
   private readonly events: ConnectionEvents;
+  private readonly maxPayload: number;
 
-  /** CLOSE_SENT | CLOSE_RECEIVED | FAILED, in one field (every field costs each idle connection 8 bytes). */
+  /** CLOSE_SENT | CLOSE_RECEIVED | FAILED | RSV1_ALLOWED, in one field (every field costs each idle connection 8 bytes). */
   private state = 0;
   /** A close frame of our own (an answer or a failure's) waiting for `releaseClose()`; see `holdClose`. */
   private heldClose: Buffer | null = null;
@@ -90,13 +98,8 @@ export class Connection implements ParserEvents {
     this.events = events;
     this.writer = new FrameWriter(options.role === 'client');
     this.deflate = options.deflate ?? null;
-    this.parser = new FrameParser(this, {
-      expectMasked: options.role === 'server',
-      maxPayload: options.maxPayload,
-      allowRsv1: options.allowRsv1 === true || this.deflate !== null,
-      // onMessage inflates a compressed message before anything else sees it.
-      lendCompressed: this.deflate !== null,
-    });
+    this.maxPayload = options.maxPayload;
+    if (options.allowRsv1 === true) this.state |= RSV1_ALLOWED;
   }
 
   get readyState(): ReadyState {
@@ -124,18 +127,33 @@ export class Connection implements ParserEvents {
     return (st & FAILED) !== 0 || (st & (CLOSE_SENT | CLOSE_RECEIVED)) === (CLOSE_SENT | CLOSE_RECEIVED);
   }
 
-  /** Enables RSV1 (compressed messages) once permessage-deflate is negotiated. */
+  /** Lets RSV1 through to `onMessage` (an extension the caller handles uses it). */
   setAllowRsv1(allow: boolean): void {
-    this.parser.setAllowRsv1(allow);
+    this.state = allow ? this.state | RSV1_ALLOWED : this.state & ~RSV1_ALLOWED;
+    this.parser?.setAllowRsv1(this.allowRsv1);
   }
 
   /**
    * Feeds bytes received from the peer. Events fire synchronously. A
    * `borrowed` chunk is reused by the caller afterwards: no event keeps a
-   * view of it (see FrameParser.push).
+   * view of it (see FrameParser.push). Input after a close frame or a
+   * failure is ignored (RFC 6455 §5.5.1, §7.1.7).
    */
   receive(chunk: Buffer, borrowed = false): void {
-    this.parser.push(chunk, borrowed);
+    if (this.state & (CLOSE_RECEIVED | FAILED)) return;
+    const parser = (this.parser ??= new FrameParser(this, {
+      expectMasked: this.role === 'server',
+      maxPayload: this.maxPayload,
+      allowRsv1: this.allowRsv1,
+      // onMessage inflates a compressed message before anything else sees it.
+      lendCompressed: this.deflate !== null,
+    }));
+    parser.push(chunk, borrowed);
+    if (parser.idle && this.parser === parser) this.parser = null;
+  }
+
+  private get allowRsv1(): boolean {
+    return (this.state & RSV1_ALLOWED) !== 0 || this.deflate !== null;
   }
 
   /** Queues a text message. Returns false (and sends nothing) once a close frame was sent. */
@@ -232,7 +250,8 @@ export class Connection implements ParserEvents {
   fail(code: number, reason: string): void {
     if (this.state & FAILED) return;
     this.state |= FAILED;
-    this.parser.stop();
+    this.parser?.stop();
+    this.parser = null;
     // A control frame carries at most 125 bytes (RFC 6455 §5.5): the reason is cut to fit.
     if ((this.state & CLOSE_SENT) === 0) this.replyClose(code, truncateUtf8(reason, MAX_CLOSE_REASON_BYTES));
   }
@@ -294,7 +313,8 @@ export class Connection implements ParserEvents {
     }
     // RFC 6455 §5.5.1: after a close frame nothing more is read.
     this.state |= CLOSE_RECEIVED;
-    this.parser.stop();
+    this.parser?.stop();
+    this.parser = null;
     if ((this.state & CLOSE_SENT) === 0) {
       // Echo the status code received (RFC 6455 §5.5.1); none if it sent none.
       this.replyClose(decoded.code === CloseCode.NoStatus ? undefined : decoded.code, '');

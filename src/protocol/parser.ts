@@ -105,6 +105,15 @@ export class FrameParser {
     this.bits = allow ? this.bits | ALLOW_RSV1 : this.bits & ~ALLOW_RSV1;
   }
 
+  /**
+   * Between frames with nothing carried over (no partial header, payload or
+   * fragmented message) and not stopped: the parser holds no state a fresh
+   * one would not have.
+   */
+  get idle(): boolean {
+    return (this.bits & (IN_PAYLOAD | STOPPED)) === 0 && this.hdrHave === 0 && this.msgOpcode === 0;
+  }
+
   /** Ignore all further input (after a close frame, or once the connection failed). */
   stop(): void {
     this.bits |= STOPPED;

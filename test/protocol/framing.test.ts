@@ -654,3 +654,27 @@ describe('RFC 6455 §5.2: payloads are read without copying when they arrive who
     assert.equal(data.buffer, payload.buffer);
   });
 });
+
+describe('an idle connection keeps no parser state', () => {
+  const parserOf = (conn: Connection): unknown => (conn as unknown as { parser: unknown }).parser;
+
+  it('holds a parser only while a frame or a fragmented message is unfinished, and parses on after dropping it', () => {
+    const rec = new Recorder();
+    const conn = new Connection(rec, { role: 'server', maxPayload: 1 << 20 });
+    const a = buildFrame({ opcode: Opcode.Text, payload: 'first', mask: [1, 2, 3, 4] });
+    conn.receive(Buffer.from(a));
+    assert.equal(parserOf(conn), null, 'between frames');
+    const b = buildFrame({ opcode: Opcode.Binary, payload: pattern(300), mask: [5, 6, 7, 8] });
+    conn.receive(Buffer.from(b.subarray(0, 3)));
+    assert.notEqual(parserOf(conn), null, 'inside a header');
+    conn.receive(Buffer.from(b.subarray(3, 100)));
+    assert.notEqual(parserOf(conn), null, 'inside a payload');
+    conn.receive(Buffer.from(b.subarray(100)));
+    assert.equal(parserOf(conn), null);
+    conn.receive(buildFrame({ opcode: Opcode.Text, fin: false, payload: 'frag', mask: [9, 9, 9, 9] }));
+    assert.notEqual(parserOf(conn), null, 'inside a fragmented message');
+    conn.receive(buildFrame({ opcode: Opcode.Continuation, payload: 'ment', mask: [1, 1, 1, 1] }));
+    assert.equal(parserOf(conn), null);
+    assert.deepEqual(rec.messages().map((m) => m.data.toString('latin1')), ['first', pattern(300).toString('latin1'), 'fragment']);
+  });
+});
