@@ -28,7 +28,7 @@ import { type ExtensionOffer, formatExtensions } from '../protocol/extensions.js
 import { type AcceptedResponse, checkUpgradeResponse, generateKey } from '../protocol/handshake.js';
 import type { BinaryType, MessageData, ReadyStateValue, ResolvedOptions, WebSocket } from './client.js';
 import { CloseEvent, ErrorEvent, MessageEvent } from './events.js';
-import { flushWriter, queueFlush } from './output.js';
+import { flushOutput, queueFlush } from './output.js';
 import { type ChunkReceiver, startReading } from './reader.js';
 
 export const CONNECTING = 0;
@@ -469,15 +469,14 @@ export class ClientConnection implements ConnectionEvents, ChunkReceiver {
     const conn = this.conn;
     const socket = this.socket;
     if (conn === null || socket === null) return;
-    const writer = conn.writer;
-    const n = writer.pending;
+    const n = conn.pendingBytes;
     if (n > 0) {
       if (this.flags & (SOCKET_CLOSED | PEER_ENDED) || !socket.writable) {
-        writer.discard();
+        conn.discardOutput();
         this.unsentBytes += this.inWriter;
         this.inWriter = 0;
       } else {
-        flushWriter(writer, socket);
+        flushOutput(conn.takeOutput(), socket);
         this.written += n;
         if (this.inWriter > 0) {
           this.pruneInFlight();
@@ -601,7 +600,7 @@ export class ClientConnection implements ConnectionEvents, ChunkReceiver {
     if (this.conn !== null) {
       this.unsentBytes += this.inWriter;
       this.inWriter = 0;
-      this.conn.writer.discard();
+      this.conn.discardOutput();
       this.conn.release();
     }
     // Sends still waiting on a Blob will never go: they stay counted in bufferedAmount.

@@ -3,15 +3,13 @@
  * common single-buffer case, a corked burst (one writev) otherwise.
  */
 import type { Socket } from 'node:net';
-import type { FrameWriter } from '../protocol/writer.js';
 
 /**
- * Writes everything pending in `writer` to `socket`; `written`, if given, is
- * called once the last of it has left the socket's buffer. Returns false when
- * the socket's buffer is over its high-water mark.
+ * Writes `out` (a connection's taken output) to `socket`; `written`, if
+ * given, is called once the last of it has left the socket's buffer. Returns
+ * false when the socket's buffer is over its high-water mark.
  */
-export function flushWriter(writer: FrameWriter, socket: Socket, written?: (err?: Error | null) => void): boolean {
-  const out = writer.take();
+export function flushOutput(out: Buffer | Buffer[] | null, socket: Socket, written?: (err?: Error | null) => void): boolean {
   if (out === null) return true;
   if (!Array.isArray(out)) return socket.write(out, written);
   socket.cork();

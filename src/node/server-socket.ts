@@ -16,7 +16,7 @@ import { Connection, type ConnectionEvents } from '../protocol/connection.js';
 import type { PerMessageDeflate } from '../protocol/deflate.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import { isUtf8 } from '../protocol/utf8.js';
-import { flushWriter, queueFlush } from './output.js';
+import { flushOutput, queueFlush } from './output.js';
 import { type ChunkReceiver, startReading } from './reader.js';
 
 export interface SendOptions {
@@ -105,7 +105,7 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents, ChunkRece
 
   /** Bytes queued and not yet handed to the kernel. */
   get bufferedAmount(): number {
-    return this.conn.writer.pending + this.socket.writableLength;
+    return this.conn.pendingBytes + this.socket.writableLength;
   }
 
   get remoteAddress(): string | undefined {
@@ -167,7 +167,7 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents, ChunkRece
   /** Destroys the TCP connection at once, without a closing handshake. */
   terminate(): void {
     if (this.flags & SOCKET_CLOSED) return;
-    this.conn.writer.discard();
+    this.conn.discardOutput();
     this.socket.destroy();
   }
 
@@ -198,7 +198,7 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents, ChunkRece
   flush(): void {
     this.flags &= ~FLUSH_QUEUED;
     if (this.flags & SOCKET_CLOSED) {
-      this.conn.writer.discard();
+      this.conn.discardOutput();
       return;
     }
     // While a send's backpressure is pending, learn from the write callback
@@ -210,7 +210,7 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents, ChunkRece
         if (!err) this.socketDrained();
       };
     }
-    flushWriter(this.conn.writer, this.socket, written);
+    flushOutput(this.conn.takeOutput(), this.socket, written);
     if (this.conn.wantsTransportClose) this.endTransport();
   }
 
@@ -312,7 +312,7 @@ export class ServerWebSocket<T = unknown> implements ConnectionEvents, ChunkRece
       clearTimeout(this.closeTimer);
       this.closeTimer = null;
     }
-    this.conn.writer.discard();
+    this.conn.discardOutput();
     this.conn.release();
     const code = this.conn.closeReceived ? this.conn.closeCode : CloseCode.Abnormal;
     const reason = this.conn.closeReceived ? this.conn.closeReason : '';

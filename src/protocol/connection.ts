@@ -64,7 +64,8 @@ const EMPTY = Buffer.alloc(0);
 
 export class Connection implements ParserEvents {
   readonly role: Role;
-  readonly writer: FrameWriter;
+  /** Pending output, while there is any (see `writer`). */
+  private out: FrameWriter | null = null;
   /**
    * The parser while a frame or a fragmented message is in progress, else
    * null: a parser between frames holds nothing, so an idle connection does
@@ -96,10 +97,35 @@ export class Connection implements ParserEvents {
   constructor(events: ConnectionEvents, options: ConnectionOptions) {
     this.role = options.role;
     this.events = events;
-    this.writer = new FrameWriter(options.role === 'client');
     this.deflate = options.deflate ?? null;
     this.maxPayload = options.maxPayload;
     if (options.allowRsv1 === true) this.state |= RSV1_ALLOWED;
+  }
+
+  /**
+   * The frames queued and not yet taken. Made on first use and dropped by
+   * `takeOutput`/`discardOutput`, so an idle connection keeps none.
+   */
+  get writer(): FrameWriter {
+    return (this.out ??= new FrameWriter(this.role === 'client'));
+  }
+
+  /** Bytes queued and not yet taken. */
+  get pendingBytes(): number {
+    return this.out === null ? 0 : this.out.pending;
+  }
+
+  /** Everything queued, for the I/O layer to write (see FrameWriter.take); null when nothing is. */
+  takeOutput(): Buffer | Buffer[] | null {
+    const out = this.out;
+    if (out === null) return null;
+    this.out = null;
+    return out.take();
+  }
+
+  /** Drops everything queued (the transport is gone). */
+  discardOutput(): void {
+    this.out = null;
   }
 
   get readyState(): ReadyState {
