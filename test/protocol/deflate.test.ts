@@ -374,6 +374,19 @@ describe('RFC 7692 §6, §8: compressed messages on a connection', () => {
     assertFailedWith(h, 1009);
   });
 
+  it('arbitrary bytes as a compressed payload either inflate or fail with 1007/1009, never throw, and the connection stays consistent (property)', () => {
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { minLength: 1, maxLength: 4 }), fc.boolean(), (payloads, text) => {
+        const h = connect('server', { maxPayload: 4096, deflate: codec('server', {}, 4096) });
+        for (const payload of payloads) h.feed(clientFrame({ opcode: text ? Text : Binary, rsv1: true, payload }));
+        const code = h.rec.failCode();
+        if (code !== undefined) assert.ok(code === 1007 || code === 1009, `failed with ${code}`);
+        for (const m of h.rec.messages()) assert.ok(m.data.length <= 4096);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('a message that inflates to exactly maxPayload is delivered', () => {
     const h = connect('server', { maxPayload: 100_000, deflate: codec('server', {}, 100_000) });
     h.feed(clientFrame({ opcode: Binary, rsv1: true, payload: deflated(Buffer.alloc(100_000, 1)) }));
