@@ -20,7 +20,7 @@ Options:
   -o, --origin ORIGIN     send an Origin header
       --echo              echo every received message back; exit on the server's close
       --insecure          do not verify the server's TLS certificate (wss)
-      --deflate           offer permessage-deflate (RFC 7692)
+      --no-deflate        do not offer permessage-deflate (RFC 7692)
       --timeout MS        handshake timeout in milliseconds (default 10000)
       --wait MS           after end of input, wait up to MS for as many messages
                           as were sent before closing (default 2000)
@@ -45,7 +45,7 @@ export async function connectCommand(args: string[]): Promise<number> {
         origin: { type: 'string', short: 'o' },
         echo: { type: 'boolean' },
         insecure: { type: 'boolean' },
-        deflate: { type: 'boolean' },
+        'no-deflate': { type: 'boolean' },
         timeout: { type: 'string' },
         wait: { type: 'string' },
         quiet: { type: 'boolean', short: 'q' },
@@ -96,7 +96,7 @@ export async function connectCommand(args: string[]): Promise<number> {
       handshakeTimeout: timeout,
       ...(values.origin !== undefined ? { origin: values.origin } : {}),
       ...(values.insecure ? { tls: { rejectUnauthorized: false } } : {}),
-      perMessageDeflate: values.deflate === true,
+      perMessageDeflate: values['no-deflate'] !== true,
     });
   } catch (err) {
     process.stderr.write(`fullduplex connect: ${err instanceof Error ? err.message : String(err)}\n`);

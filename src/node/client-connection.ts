@@ -154,6 +154,8 @@ export class ClientConnection implements ConnectionEvents, ChunkReceiver {
     headers['Sec-WebSocket-Key'] = this.key;
     headers['Sec-WebSocket-Version'] = '13';
     if (this.protocols.length > 0) headers['Sec-WebSocket-Protocol'] = this.protocols.join(', ');
+    // WHATWG § 2.2 ("establish a WebSocket connection"): the user agent
+    // offers a permessage-deflate of its choosing.
     if (this.deflateOptions !== null && SYNC_DEFLATE) {
       headers['Sec-WebSocket-Extensions'] = formatExtensions([{ name: PERMESSAGE_DEFLATE, params: deflateOffer(this.deflateOptions) }]);
     }

@@ -47,11 +47,11 @@ export interface WebSocketOptions {
   /** The agent for the handshake request (a proxy agent, say). Default: a fresh, unpooled connection. */
   agent?: http.Agent;
   /**
-   * Offer permessage-deflate (RFC 7692) as browsers do (default false).
-   * `true` takes the defaults; an object sets the threshold below which
-   * messages go uncompressed (1024 bytes), zlib's level and memLevel, and
-   * the context-takeover and window parameters to ask for. Inflated messages
-   * are bounded by `maxPayload` too.
+   * Offer permessage-deflate (RFC 7692), as the WHATWG algorithm has every
+   * user agent do (default true; false offers nothing). An object sets the
+   * threshold below which messages go uncompressed (1024 bytes), zlib's
+   * level and memLevel, and the context-takeover and window parameters to
+   * ask for. Inflated messages are bounded by `maxPayload` too.
    */
   perMessageDeflate?: boolean | PerMessageDeflateOptions;
 }
@@ -372,7 +372,7 @@ function resolveOptions(options: WebSocketOptions | undefined): ResolvedOptions 
     maxPayload: positive('maxPayload', o.maxPayload, DEFAULT_MAX_PAYLOAD),
     closeTimeout: positive('closeTimeout', o.closeTimeout, DEFAULT_CLOSE_TIMEOUT),
     agent: o.agent,
-    perMessageDeflate: resolveDeflateOptions(o.perMessageDeflate),
+    perMessageDeflate: resolveDeflateOptions(o.perMessageDeflate ?? true),
   };
 }
 

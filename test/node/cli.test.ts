@@ -137,15 +137,20 @@ describe('fullduplex connect', () => {
     }
   });
 
-  it('--deflate offers permessage-deflate and reports it', async () => {
+  it('offers permessage-deflate and reports it (--no-deflate does not offer it)', async () => {
     const wss = echoServer({ perMessageDeflate: { threshold: 0 }, handler: { message: (ws, data) => ws.send(data.toString()) } });
     const { port } = await wss.listen(0);
     try {
-      const run = cli(['connect', `ws://127.0.0.1:${port}/`, '--deflate']);
+      const run = cli(['connect', `ws://127.0.0.1:${port}/`]);
       run.child.stdin!.end(`${'abc'.repeat(1000)}\n`);
       assert.equal(await run.exit, 0, run.stderr());
       assert.match(run.stderr() + run.stdout(), /extensions: permessage-deflate/);
       assert.match(run.stdout(), new RegExp(`^< ${'abc'.repeat(1000)}$`, 'm'));
+      const plain = cli(['connect', `ws://127.0.0.1:${port}/`, '--no-deflate']);
+      plain.child.stdin!.end('hi\n');
+      assert.equal(await plain.exit, 0, plain.stderr());
+      assert.doesNotMatch(plain.stderr() + plain.stdout(), /extensions:/);
+      assert.match(plain.stdout(), /^< hi$/m);
     } finally {
       await wss.close(100);
     }

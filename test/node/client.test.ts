@@ -87,8 +87,17 @@ describe('RFC 6455 §4.1: the opening handshake request', () => {
     assert.equal(Buffer.from(key, 'base64').length, 16);
     assert.equal(Buffer.from(key, 'base64').toString('base64'), key);
     assert.equal(req.headers.has('sec-websocket-protocol'), false);
-    assert.equal(req.headers.has('sec-websocket-extensions'), false);
+    // WHATWG "establish a WebSocket connection": the user agent offers permessage-deflate.
+    assert.equal(req.headers.get('sec-websocket-extensions'), 'permessage-deflate; client_max_window_bits');
     assert.equal(req.headers.has('origin'), false);
+  });
+
+  it('offers no extension with perMessageDeflate: false', async (t) => {
+    const s = scope(t);
+    const server = await s.rawServer();
+    s.client(new WebSocket(server.url(), undefined, { perMessageDeflate: false, closeTimeout: 500 }));
+    const req = await (await server.next()).readRequest();
+    assert.equal(req.headers.has('sec-websocket-extensions'), false);
   });
 
   it('uses a new key for every connection', async (t) => {
@@ -132,7 +141,7 @@ describe('RFC 6455 §4.1: the opening handshake request', () => {
     assert.notEqual(req.headers.get('sec-websocket-key'), 'AAAAAAAAAAAAAAAAAAAAAA==');
     assert.equal(req.headers.get('upgrade'), 'websocket');
     assert.equal(req.headers.get('sec-websocket-protocol'), 'p');
-    assert.equal(req.headers.has('sec-websocket-extensions'), false);
+    assert.equal(req.headers.get('sec-websocket-extensions'), 'permessage-deflate; client_max_window_bits');
   });
   it('uses the agent option for the handshake; the upgraded socket leaves the agent', async (t) => {
     const agent = new http.Agent({ keepAlive: true });
@@ -210,8 +219,18 @@ describe('RFC 6455 §4.1: validating the server response', () => {
   });
 
   it('fails when the server accepts an extension the client did not offer', async (t) => {
-    const { log } = await connectRaw(t, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } });
+    const { log } = await connectRaw(t, { headers: { 'Sec-WebSocket-Extensions': 'x-webkit-deflate-frame' } });
     await assertFailed(log, /extension/);
+  });
+
+  it('fails when the server accepts permessage-deflate the client did not offer (perMessageDeflate: false)', async (t) => {
+    const { log } = await connectRaw(t, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate' } }, { perMessageDeflate: false });
+    await assertFailed(log, /extension/);
+  });
+
+  it('fails when the server answers the permessage-deflate offer with parameters RFC 7692 forbids', async (t) => {
+    const { log } = await connectRaw(t, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=16' } });
+    await assertFailed(log, /permessage-deflate/);
   });
 
   it('delivers frames that arrive in the same packet as the 101, after open', async (t) => {
