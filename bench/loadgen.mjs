@@ -242,7 +242,7 @@ function runEcho() {
     }
   };
 
-  const hooks = {
+  const hooks = echoHooks(send, () => running, {
     opcode: OP_BINARY,
     expected: (c) => (c.received < c.sent ? payloads[c.received % P] : null),
     message(c) {
@@ -257,19 +257,7 @@ function runEcho() {
       }
       c.owed++;
     },
-    flush(c) {
-      const k = c.owed;
-      c.owed = 0;
-      if (running) send(c, k);
-    },
-    open() {},
-    closeFrame(c, code) {
-      die(`connection ${c.id}: server sent a close frame (code ${code}) during the echo run`);
-    },
-    socketClose(c) {
-      if (running) die(`connection ${c.id}: server closed the connection during the echo run`);
-    },
-  };
+  });
 
   let running = false;
   watchdogWhat = () => `${messages} messages echoed so far`;
@@ -287,6 +275,29 @@ function runEcho() {
       output(result);
     });
   });
+}
+
+/**
+ * Connection hooks for an echo run: `own` says what is sent and how an echo
+ * is counted (each sets `c.owed`); every flush then sends as many messages as
+ * came back while `running()`, and a close from the server ends the run.
+ */
+function echoHooks(send, running, own) {
+  return {
+    ...own,
+    flush(c) {
+      const k = c.owed;
+      c.owed = 0;
+      if (running()) send(c, k);
+    },
+    open() {},
+    closeFrame(c, code) {
+      die(`connection ${c.id}: server sent a close frame (code ${code}) during the echo run`);
+    },
+    socketClose(c) {
+      if (running()) die(`connection ${c.id}: server closed the connection during the echo run`);
+    },
+  };
 }
 
 /**
@@ -347,26 +358,14 @@ function runDeflateEcho() {
     }
   };
 
-  const hooks = {
+  const hooks = echoHooks(send, () => running, {
     opcode: OP_TEXT,
     expected: (c, i) => (i < c.sent ? payloads[i % K] : null),
     message(c) {
       messages++;
       c.owed++;
     },
-    flush(c) {
-      const k = c.owed;
-      c.owed = 0;
-      if (running) send(c, k);
-    },
-    open() {},
-    closeFrame(c, code) {
-      die(`connection ${c.id}: server sent a close frame (code ${code}) during the echo run`);
-    },
-    socketClose(c) {
-      if (running) die(`connection ${c.id}: server closed the connection during the echo run`);
-    },
-  };
+  });
 
   watchdogWhat = () => (ring ? `${messages} messages echoed so far` : 'opening connections');
   openMany(conns, 0, CONNS, hooks, async () => {
