@@ -513,9 +513,9 @@ describe('inflated size beyond maxPayload → 1009 (RFC 6455 §7.4.1)', () => {
 
 
 
-/** deflate_echo_server.py, running until the test ends; resolves with its URL. */
-async function pythonServer(t: TestContext, args: string[]): Promise<string> {
-  const server = spawn(PYTHON, [PY_DIR + 'deflate_echo_server.py', ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+/** echo_server.py accepting permessage-deflate (`tight`: its strict settings), running until the test ends; resolves with its URL. */
+async function pythonServer(t: TestContext, tight: boolean): Promise<string> {
+  const server = spawn(PYTHON, [PY_DIR + 'echo_server.py', tight ? 'tight' : 'deflate'], { stdio: ['pipe', 'pipe', 'inherit'] });
   const exited = once(server, 'exit');
   t.after(async () => {
     if (server.exitCode !== null || server.signalCode !== null) return;
@@ -564,7 +564,7 @@ describe('interop: Python websockets with permessage-deflate', () => {
 
     const imposing = tight ? 'imposing no context takeover and small windows' : 'with its defaults';
     it(`our client against its server ${imposing}: every size and kind echoes byte-exact`, { timeout: 90_000 }, async (t) => {
-      const url = await pythonServer(t, args);
+      const url = await pythonServer(t, tight);
       const s = new ClientScope();
       t.after(() => s.dispose());
       const ws = s.client(new WebSocket(url, undefined, { closeTimeout: 1_000, perMessageDeflate: true }));
