@@ -10,7 +10,7 @@
 //   none        does not accept permessage-deflate (the loadgen must refuse to run)
 // Speed is irrelevant here.
 import { WebSocketServer } from 'ws';
-import { port, host, MAX_PAYLOAD, ready, fail } from './common.mjs';
+import { port, host, MAX_PAYLOAD, readyWhenListening } from './common.mjs';
 
 const how = process.env.BROKEN ?? 'fragmented';
 
@@ -49,10 +49,4 @@ wss.on('connection', (ws) => {
     ws.send(data, { binary: isBinary });
   });
 });
-wss.on('error', fail);
-wss.on('listening', () => {
-  ready(wss.address().port, () => new Promise((resolve) => {
-    for (const c of wss.clients) c.terminate();
-    wss.close(() => resolve());
-  }));
-});
+readyWhenListening(wss);

@@ -75,3 +75,14 @@ export function fail(err) {
   process.stderr.write(`server failed to start: ${err?.stack ?? err}\n`);
   process.exit(1);
 }
+
+/** For a `ws` WebSocketServer: READY once it listens, a startup error is fatal, closing terminates every client. */
+export function readyWhenListening(wss) {
+  wss.on('error', fail);
+  wss.on('listening', () => {
+    ready(wss.address().port, () => new Promise((resolve) => {
+      for (const c of wss.clients) c.terminate();
+      wss.close(() => resolve());
+    }));
+  });
+}

@@ -6,7 +6,7 @@
 // README suggests), ws's defaults otherwise (context takeover both ways,
 // 15-bit windows, at most 10 concurrent zlib jobs).
 import { WebSocketServer, WebSocket } from 'ws';
-import { port, host, mode, deflate, MAX_PAYLOAD, onTrigger, ready, fail } from './common.mjs';
+import { port, host, mode, deflate, MAX_PAYLOAD, onTrigger, readyWhenListening } from './common.mjs';
 
 const perMessageDeflate = deflate ? { threshold: 0, zlibDeflateOptions: { level: 3, memLevel: 7 } } : false;
 const wss = new WebSocketServer({ host, port, perMessageDeflate, maxPayload: MAX_PAYLOAD });
@@ -30,10 +30,4 @@ if (mode === 'broadcast') {
   });
 }
 
-wss.on('error', fail);
-wss.on('listening', () => {
-  ready(wss.address().port, () => new Promise((resolve) => {
-    for (const c of wss.clients) c.terminate();
-    wss.close(() => resolve());
-  }));
-});
+readyWhenListening(wss);
