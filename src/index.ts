@@ -1,9 +1,31 @@
 /**
  * fullduplex: the public API. Anything not exported here is internal.
  */
-export { WebSocketServer, DEFAULTS as SERVER_DEFAULTS, type WebSocketServerOptions, type ServerHandler, type UpgradeInfo, type UpgradeDecision } from './node/server.js';
-export { ServerWebSocket, type SendOptions, type ConnectionHandler } from './node/server-socket.js';
-export { WebSocket, type WebSocketOptions } from './node/client.js';
-export { CloseEvent, ErrorEvent, MessageEvent } from './node/events.js';
-export { CloseCode, ProtocolError, type ExtensionNegotiator, type ExtensionOffer } from './protocol/index.js';
-export type { PerMessageDeflateOptions } from './protocol/deflate.js';
+// Server
+export { WebSocketServer, DEFAULTS as SERVER_DEFAULTS, type NegotiatedStream } from './server/server.js';
+export { ServerWebSocket, SendResult } from './server/connection.js';
+export type {
+  ErrorSource,
+  KeepaliveOptions,
+  PublishOptions,
+  SendOptions,
+  ServerHandler,
+  UpgradeDecision,
+  UpgradeInfo,
+  WebSocketServerOptions,
+} from './server/types.js';
+export type { SendCallback } from './transport/link.js';
+// Client
+export { WebSocket, type WebSocketEventMap } from './client/websocket.js';
+export { DEFAULT_HANDSHAKE_TIMEOUT, type BinaryType, type MessageData, type WebSocketOptions, type WebSocketTlsOptions } from './client/options.js';
+export { CloseEvent, ErrorEvent, MessageEvent, type CloseEventInit } from './client/events.js';
+// Topics
+export type { Broker, PublishCallback, SubscriptionListener, TopicSubscriber } from './pubsub/broker.js';
+export { LocalBroker } from './pubsub/local.js';
+export { TopicMessage, type PublishData } from './pubsub/message.js';
+// Protocol vocabulary shared by both sides
+export { CloseCode, ProtocolError, ReadyState, type ExtensionNegotiator, type ExtensionOffer } from './protocol/index.js';
+export type { PerMessageDeflateOptions } from './protocol/deflate-params.js';
+export { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD } from './options.js';
+// Observability
+export { DiagnosticsChannel } from './diagnostics.js';

@@ -11,20 +11,11 @@ import { InflateError, type PerMessageDeflate } from './deflate.js';
 import { ProtocolError } from './errors.js';
 import { MAX_CONTROL_PAYLOAD, Opcode } from './frame.js';
 import { FrameParser, type ParserEvents } from './parser.js';
+import { ReadyState } from './ready-state.js';
 import { isUtf8 } from './utf8.js';
 import { COPY_THRESHOLD, FrameWriter } from './writer.js';
 
 export type Role = 'client' | 'server';
-
-/** Where the connection is in its life (RFC 6455 §4, §7). */
-export const ReadyState = {
-  Open: 1,
-  /** A close frame was sent or received; the other is awaited. */
-  Closing: 2,
-  /** Close frames went both ways, or the connection failed. */
-  Closed: 3,
-} as const;
-export type ReadyState = (typeof ReadyState)[keyof typeof ReadyState];
 
 export interface ConnectionEvents {
   /** A complete data message; `data` may be a view of the received chunk. */
@@ -342,8 +333,9 @@ export class Connection implements ParserEvents {
     this.parser?.stop();
     this.parser = null;
     if ((this.state & CLOSE_SENT) === 0) {
-      // Echo the status code received (RFC 6455 §5.5.1); none if it sent none.
-      this.replyClose(decoded.code === CloseCode.NoStatus ? undefined : decoded.code, '');
+      // Echo the status code received (RFC 6455 §5.5.1), and its reason, which
+      // browsers show the page; none if it sent none.
+      this.replyClose(decoded.code === CloseCode.NoStatus ? undefined : decoded.code, decoded.reason);
     }
     this.closeCode = decoded.code;
     this.closeReason = decoded.reason;

@@ -4,20 +4,19 @@ export { CloseCode, MAX_CLOSE_REASON_BYTES, isValidWireCloseCode, decodeClosePay
 export { Utf8Validator } from './utf8.js';
 export { FrameParser, type ParserEvents, type ParserOptions } from './parser.js';
 export { FrameWriter } from './writer.js';
-export { Connection, ReadyState, type ConnectionEvents, type ConnectionOptions, type Role } from './connection.js';
+export { ReadyState } from './ready-state.js';
+export { Connection, type ConnectionEvents, type ConnectionOptions, type Role } from './connection.js';
 export * from './handshake.js';
+export * from './negotiate.js';
 export { parseExtensions, formatExtensions, negotiateExtensions, isToken, type ExtensionOffer, type ExtensionNegotiator } from './extensions.js';
+export { PerMessageDeflate, InflateError, SYNC_DEFLATE } from './deflate.js';
 export {
-  PerMessageDeflate,
-  InflateError,
   PERMESSAGE_DEFLATE,
-  SYNC_DEFLATE,
   acceptDeflateOffer,
   checkDeflateResponse,
   deflateOffer,
-  deflateNegotiator,
   deflateParamsOf,
   resolveDeflateOptions,
   type DeflateParams,
   type PerMessageDeflateOptions,
-} from './deflate.js';
+} from './deflate-params.js';

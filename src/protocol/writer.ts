@@ -161,13 +161,6 @@ export class FrameWriter {
     return queue;
   }
 
-  /** Drops everything pending (the connection is gone). */
-  discard(): void {
-    this.runSlab = null;
-    this.queue = null;
-    this.pending = 0;
-  }
-
   /** Reserves `n` bytes in the slab, extending this writer's current run when it can. */
   private extend(n: number): number {
     if (this.runSlab !== null && !(this.runSlab === slab && this.runEnd === slabOffset && slabOffset + n <= slab.length)) {

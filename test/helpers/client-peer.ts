@@ -8,7 +8,7 @@
  */
 import { createHash } from 'node:crypto';
 import net from 'node:net';
-import type { WebSocket } from '../../src/node/client.js';
+import type { WebSocket } from '../../src/index.js';
 import { decodeFrames, type DecodedFrame } from './frames.js';
 import { parseFrame } from './raw-client.js';
 

@@ -7,8 +7,8 @@
 import type { Server as HttpServer } from 'node:http';
 import type { TestContext } from 'node:test';
 import { WebSocket as WsClient } from 'ws';
-import { WebSocketServer, type ServerHandler, type WebSocketServerOptions } from '../../src/node/server.js';
-import type { ServerWebSocket } from '../../src/node/server-socket.js';
+import { WebSocketServer, type ServerHandler, type WebSocketServerOptions } from '../../src/index.js';
+import type { ServerWebSocket } from '../../src/index.js';
 import { LOOPBACK, RawPeer, WAIT_MS, withTimeout } from './raw-client.js';
 
 export type ServerEvent<T> =
@@ -64,9 +64,9 @@ export class EventLog<T = unknown> {
         push({ type: 'pong', ws, payload: Buffer.from(payload) });
         inner.pong?.(ws, payload);
       },
-      error: (ws, error) => {
-        push({ type: 'error', ws, error });
-        inner.error?.(ws, error);
+      error: (ws, error, source) => {
+        if (ws !== null) push({ type: 'error', ws, error });
+        inner.error?.(ws, error, source);
       },
     };
     if (inner.upgrade !== undefined) handler.upgrade = inner.upgrade.bind(inner);

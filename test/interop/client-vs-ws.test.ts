@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpsServer } from 'node:https';
 import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket as WsSocket, type ServerOptions } from 'ws';
-import { WebSocket, type WebSocketOptions } from '../../src/node/client.js';
+import { WebSocket, type WebSocketOptions } from '../../src/index.js';
 import { ClientLog, LOOPBACK, Scope, WAIT_MS, withTimeout } from '../helpers/client-peer.js';
 import { TLS_CERT, TLS_KEY } from '../helpers/client-tls.js';
 

@@ -4,7 +4,7 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { WebSocketServer } from '../../src/node/server.js';
+import type { WebSocketServer } from '../../src/index.js';
 import { withTimeout } from '../helpers/raw-client.js';
 import { EventLog, Scope, clientClosed, clientMessage } from '../helpers/server-harness.js';
 

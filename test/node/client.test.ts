@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
-import { WebSocket, type WebSocketOptions } from '../../src/node/client.js';
+import { WebSocket, type WebSocketOptions } from '../../src/index.js';
 import { closeFrameOf, closePayload, serverFrame, buildFrame } from '../helpers/frames.js';
 import { ClientLog, LOOPBACK, RawPeer, RawServer, Scope, acceptFor, closedPort, withTimeout, type AnswerOptions } from '../helpers/client-peer.js';
 import { TLS_CERT, TLS_KEY } from '../helpers/client-tls.js';

@@ -9,9 +9,9 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
-import { SHARED_READ_BUFFER, readsIntoSharedBuffer } from '../../src/node/reader.js';
-import { WebSocketServer } from '../../src/node/server.js';
-import { WebSocket } from '../../src/node/client.js';
+import { SHARED_READ_BUFFER, readsIntoSharedBuffer } from '../../src/transport/reader.js';
+import { WebSocketServer } from '../../src/index.js';
+import { WebSocket } from '../../src/index.js';
 import { Opcode } from '../../src/protocol/index.js';
 import { clientFrame, pattern } from '../helpers/frames.js';
 import { RawPeer, WAIT_MS, delay, upgradeRequest } from '../helpers/raw-client.js';
@@ -46,7 +46,7 @@ describe('socket reads', () => {
     let shared: boolean | undefined;
     const { s, port } = await listening(t, {}, {
       message: (ws, data) => {
-        shared ??= readsIntoSharedBuffer((ws as unknown as { socket: Socket }).socket);
+        shared ??= readsIntoSharedBuffer((ws as unknown as { stream: Socket }).stream);
         kept.push(data);
       },
       ping: (_ws, payload) => pings.push(payload),
@@ -139,7 +139,7 @@ describe('socket reads', () => {
     const s = scopeFor(t);
     const https = createHttpsServer({ cert: TLS_CERT, key: TLS_KEY });
     let shared: boolean | undefined;
-    const handler = echo({ message: (ws) => (shared ??= readsIntoSharedBuffer((ws as unknown as { socket: Socket }).socket)) });
+    const handler = echo({ message: (ws) => (shared ??= readsIntoSharedBuffer((ws as unknown as { stream: Socket }).stream)) });
     s.server(new WebSocketServer({ handler })).attach(https);
     const port = await s.http(https);
     const client = new WebSocket(`wss://127.0.0.1:${port}/`, undefined, { tls: { ca: TLS_CERT } });

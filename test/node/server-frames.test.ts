@@ -6,7 +6,7 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ProtocolError } from '../../src/protocol/errors.js';
-import type { WebSocketServerOptions } from '../../src/node/server.js';
+import type { WebSocketServerOptions } from '../../src/index.js';
 import { buildHeader, clientFrame, closePayload, type FrameSpec } from '../helpers/frames.js';
 import { RawPeer, delay, rawOpen, upgradeRequest, withTimeout } from '../helpers/raw-client.js';
 import { EventLog, Scope } from '../helpers/server-harness.js';

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer } from '../../src/node/server.js';
+import { WebSocketServer } from '../../src/index.js';
 import {
   RFC_ACCEPT,
   RFC_KEY,
@@ -220,30 +220,40 @@ describe('The upgrade hook', () => {
     assert.equal(res.body, 'no');
   });
 
-  it('a hook that throws or rejects → 500', async (t) => {
+  it('a hook that throws or rejects → 500, reported to handler.error with source "upgrade" and no connection', async (t) => {
     const s = scope(t);
+    const reported: Array<[unknown, string, string]> = [];
+    const error = (ws: unknown, err: Error, source: string): void => void reported.push([ws, err.message, source]);
     const { port: p1 } = await s.listen({}, {
       upgrade() {
         throw new Error('boom (expected by the test)');
       },
+      error,
     });
     const { port: p2 } = await s.listen({}, {
       async upgrade() {
         throw new Error('async boom (expected by the test)');
       },
+      error,
     });
-    const errors = t.mock.method(console, 'error', () => {});
     assert.equal((await rawRequest(p1, upgradeRequest())).status, 500);
     assert.equal((await rawRequest(p2, upgradeRequest())).status, 500);
-    assert.equal(errors.mock.callCount(), 2);
+    assert.deepEqual(reported, [
+      [null, 'boom (expected by the test)', 'upgrade'],
+      [null, 'async boom (expected by the test)', 'upgrade'],
+    ]);
   });
 
-  it('a hook choosing a subprotocol the client did not offer → 500 (RFC 6455 §4.2.2)', async (t) => {
-    const { port, log } = await listening(t, {}, { upgrade: () => ({ accept: true, protocol: 'mqtt' }) });
-    const errors = t.mock.method(console, 'error', () => {});
+  it('a hook choosing a subprotocol the client did not offer → 500 (RFC 6455 §4.2.2), reported', async (t) => {
+    const reported: string[] = [];
+    const { port, log } = await listening(t, {}, {
+      upgrade: () => ({ accept: true, protocol: 'mqtt' }),
+      error: (_ws, err, source) => void reported.push(`${source}: ${err.message}`),
+    });
     const res = await rawRequest(port, upgradeRequest({ headers: { 'Sec-WebSocket-Protocol': 'chat' } }));
     assert.equal(res.status, 500);
-    assert.equal(errors.mock.callCount(), 1);
+    assert.equal(reported.length, 1);
+    assert.match(reported[0]!, /^upgrade: .*"mqtt".*not offer/);
     assert.equal(log.events.length, 0);
   });
 

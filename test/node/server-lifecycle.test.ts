@@ -8,8 +8,9 @@ import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
 import { WebSocket as WsClient } from 'ws';
-import { WebSocketServer } from '../../src/node/server.js';
-import type { ServerWebSocket } from '../../src/node/server-socket.js';
+import diagnostics_channel from 'node:diagnostics_channel';
+import { DiagnosticsChannel, SendResult, WebSocketServer } from '../../src/index.js';
+import type { ServerWebSocket } from '../../src/index.js';
 import { RawPeer, delay, rawOpen, rawRequest, upgradeRequest, withTimeout } from '../helpers/raw-client.js';
 import { EventLog, listening, scopeFor as scope, clientClosed, clientMessage, echo } from '../helpers/server-harness.js';
 
@@ -21,7 +22,7 @@ function fillUntilBackpressure(ws: ServerWebSocket<unknown>, chunk: Buffer, limi
   let sent = 0;
   for (let i = 0; i < limit; i++) {
     sent += chunk.length;
-    if (ws.send(chunk)) return sent;
+    if (ws.send(chunk) === SendResult.Backpressure) return sent;
   }
   throw new Error(`send never reported backpressure after ${sent} bytes`);
 }
@@ -43,7 +44,7 @@ describe('RFC 6455 §7.1.2: the server starts the closing handshake', () => {
     const closed = clientClosed(ws);
     server.close(4001, 'see you');
     assert.equal(server.readyState, 2, 'CLOSING once the close frame is queued');
-    assert.equal(server.send('too late'), false, 'nothing is sent after the close frame');
+    assert.equal(server.send('too late'), SendResult.Dropped, 'nothing is sent after the close frame');
     assert.deepEqual(await closed, { code: 4001, reason: 'see you' });
     const ev = await log.first('close');
     assert.equal(ev.code, 4001);
@@ -51,13 +52,21 @@ describe('RFC 6455 §7.1.2: the server starts the closing handshake', () => {
     assert.equal(server.readyState, 3);
   });
 
-  it('close() with no arguments sends 1000', async (t) => {
+  it('close() with no arguments sends a close frame without a status code, as a browser does (the peer sees 1005, RFC 6455 §7.1.5)', async (t) => {
     const { s, port, log } = await listening(t);
     const ws = await s.client(`ws://127.0.0.1:${port}/`);
     const closed = clientClosed(ws);
     (await log.first('open')).ws.close();
-    assert.equal((await closed).code, 1000);
-    assert.equal((await log.first('close')).code, 1000);
+    assert.equal((await closed).code, 1005);
+    assert.equal((await log.first('close')).code, 1005, 'the client echoed a close frame without a code');
+  });
+
+  it('a reason needs a code: close(undefined, "x") throws RangeError', async (t) => {
+    const { s, port, log } = await listening(t);
+    await s.client(`ws://127.0.0.1:${port}/`);
+    const server = (await log.first('open')).ws;
+    assert.throws(() => server.close(undefined, 'x'), RangeError);
+    assert.equal(server.readyState, 1);
   });
 
   it('close() rejects a code that may not be sent and a reason over 123 bytes', async (t) => {
@@ -93,8 +102,8 @@ describe('RFC 6455 §7.1.2: the server starts the closing handshake', () => {
     assert.equal((await closed).code, 1006);
     const ev = await log.first('close');
     assert.equal(ev.code, 1006);
-    assert.equal(ev.ws.send('gone'), false, 'nothing is queued once the connection is gone');
-    assert.equal(ev.ws.send(Buffer.alloc(4)), false);
+    assert.equal(ev.ws.send('gone'), SendResult.Dropped, 'nothing is queued once the connection is gone');
+    assert.equal(ev.ws.send(Buffer.alloc(4)), SendResult.Dropped);
     assert.equal(ev.ws.bufferedAmount, 0);
   });
 
@@ -247,14 +256,14 @@ describe('Graceful shutdown: WebSocketServer.close()', () => {
 });
 
 describe('Backpressure: send() and drain', () => {
-  it('send() returns true beyond highWaterMark; drain fires once the peer reads', async (t) => {
+  it('send() returns Backpressure beyond highWaterMark; drain fires once the peer reads', async (t) => {
     const { s, port, log } = await listening(t, { highWaterMark: 64 * 1024 });
     const { peer } = await rawOpen(port);
     s.peer(peer);
     peer.socket.pause();
     const server = (await log.first('open')).ws;
     assert.equal(server.bufferedAmount, 0);
-    assert.equal(server.send(Buffer.alloc(1024)), false, 'below the mark: no backpressure');
+    assert.equal(server.send(Buffer.alloc(1024)), SendResult.Sent, 'below the mark: no backpressure');
     const sent = 1024 + fillUntilBackpressure(server, Buffer.alloc(256 * 1024, 7));
     assert.ok(server.bufferedAmount > 64 * 1024, `bufferedAmount ${server.bufferedAmount}`);
     assert.equal(log.all('drain').length, 0);
@@ -269,7 +278,7 @@ describe('Backpressure: send() and drain', () => {
     const { peer } = await rawOpen(port);
     s.peer(peer);
     const server = (await log.first('open')).ws;
-    assert.equal(server.send(Buffer.alloc(20 * 1024, 1)), true);
+    assert.equal(server.send(Buffer.alloc(20 * 1024, 1)), SendResult.Backpressure);
     await drainPeer(peer, 20 * 1024);
     await log.first('drain');
     assert.equal(server.bufferedAmount, 0);
@@ -280,8 +289,8 @@ describe('Backpressure: send() and drain', () => {
     const { peer } = await rawOpen(port);
     s.peer(peer);
     const server = (await log.first('open')).ws;
-    assert.equal(server.send('x'.repeat(50)), false);
-    assert.equal(server.send('y'.repeat(200)), true);
+    assert.equal(server.send('x'.repeat(50)), SendResult.Sent);
+    assert.equal(server.send('y'.repeat(200)), SendResult.Backpressure);
     await drainPeer(peer, 250);
     await log.first('drain');
   });
@@ -294,7 +303,7 @@ describe('Backpressure: send() and drain', () => {
     const server = (await log.first('open')).ws;
     // Far more than the kernel takes at once, far less than the mark.
     const big = Buffer.alloc(16 * 1024 * 1024, 2);
-    assert.equal(server.send(big), false);
+    assert.equal(server.send(big), SendResult.Sent);
     await delay(20);
     peer.socket.resume();
     await drainPeer(peer, big.length);
@@ -429,7 +438,7 @@ describe('Handler exceptions close only that connection with 1011', () => {
     const { peer } = await rawOpen(port);
     s.peer(peer);
     const server = (await log.first('open')).ws;
-    assert.equal(server.send(Buffer.alloc(1024 * 1024)), true);
+    assert.equal(server.send(Buffer.alloc(1024 * 1024)), SendResult.Backpressure);
     await drainPeer(peer, 1024 * 1024);
     await log.first('drain');
     assert.equal((await peer.readClose()).code, 1011);
@@ -447,7 +456,7 @@ describe('Handler exceptions close only that connection with 1011', () => {
     assert.match((await log.first('error')).error.message, /close bug/);
   });
 
-  it('without an error handler, the error goes to console.error', async (t) => {
+  it('without an error handler, the error is published on the diagnostics channel (and nothing is printed)', async (t) => {
     const s = scope(t);
     const wss = s.server(
       new WebSocketServer({
@@ -459,12 +468,20 @@ describe('Handler exceptions close only that connection with 1011', () => {
       }),
     );
     const { port } = await wss.listen(0, '127.0.0.1');
-    const errors = t.mock.method(console, 'error', () => {});
+    const printed = t.mock.method(console, 'error', () => {});
+    const seen: Array<{ where: string; message: string }> = [];
+    const listener = (m: unknown): void => {
+      const { error, where } = m as { error: Error; where: string };
+      seen.push({ where, message: error.message });
+    };
+    diagnostics_channel.subscribe(DiagnosticsChannel.HandlerError, listener);
+    t.after(() => diagnostics_channel.unsubscribe(DiagnosticsChannel.HandlerError, listener));
     const ws = await s.client(`ws://127.0.0.1:${port}/`);
     const closed = clientClosed(ws);
     ws.send('x');
     assert.equal((await closed).code, 1011);
-    assert.equal(errors.mock.callCount(), 1);
+    assert.deepEqual(seen, [{ where: 'handler', message: 'no error handler (expected by the test)' }]);
+    assert.equal(printed.mock.callCount(), 0);
   });
 });
 

@@ -212,14 +212,14 @@ describe('RFC 6455 §5: the byte stream may be cut anywhere', () => {
     );
   });
 
-  it('the server answers every ping with a pong of the same payload, and a close with a close', () => {
+  it('the server answers every ping with a pong of the same payload, and a close with a close echoing its code and reason', () => {
     fc.assert(
       fc.property(withCuts, ({ stream, expected, cuts }) => {
         const { answers } = run(stream, cuts);
         const want: [number, string][] = [];
         for (const e of expected) {
           if (e.type === 'ping') want.push([Opcode.Pong, e.payload.toString('hex')]);
-          if (e.type === 'close') want.push([Opcode.Close, Buffer.from([e.code >> 8, e.code & 0xff]).toString('hex')]);
+          if (e.type === 'close') want.push([Opcode.Close, Buffer.concat([Buffer.from([e.code >> 8, e.code & 0xff]), Buffer.from(e.reason)]).toString('hex')]);
         }
         assert.deepEqual(answers, want);
       }),

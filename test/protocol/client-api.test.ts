@@ -7,8 +7,8 @@
  */
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { WebSocket } from '../../src/node/client.js';
-import { CloseEvent, ErrorEvent, MessageEvent } from '../../src/node/events.js';
+import { WebSocket } from '../../src/index.js';
+import { CloseEvent, ErrorEvent, MessageEvent } from '../../src/index.js';
 import { ClientLog, RawServer, Scope } from '../helpers/client-peer.js';
 
 /** A loopback listener that accepts and never answers, and a scope closing every client at the end. */

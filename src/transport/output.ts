@@ -2,14 +2,14 @@
  * Moving a connection's pending frames onto its socket: one write for the
  * common single-buffer case, a corked burst (one writev) otherwise.
  */
-import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 /**
  * Writes `out` (a connection's taken output) to `socket`; `written`, if
  * given, is called once the last of it has left the socket's buffer. Returns
  * false when the socket's buffer is over its high-water mark.
  */
-export function flushOutput(out: Buffer | Buffer[] | null, socket: Socket, written?: (err?: Error | null) => void): boolean {
+export function flushOutput(out: Buffer | Buffer[] | null, socket: Duplex, written?: (err?: Error | null) => void): boolean {
   if (out === null) return true;
   if (!Array.isArray(out)) return socket.write(out, written);
   socket.cork();

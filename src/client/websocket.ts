@@ -4,61 +4,20 @@
  * sans-I/O protocol core.
  *
  * `WebSocket` is the API object; its methods follow the spec's algorithms
- * step by step. `ClientConnection` (client-connection.ts) owns the I/O.
+ * step by step. `ClientSession` (session.ts) runs the connection behind it.
  */
 import { Blob } from 'node:buffer';
-import type http from 'node:http';
-import type { OutgoingHttpHeaders } from 'node:http';
-import type { ConnectionOptions as TlsConnectionOptions, SecureContextOptions } from 'node:tls';
-import { type PerMessageDeflateOptions, resolveDeflateOptions } from '../protocol/deflate.js';
 import { CloseCode, MAX_CLOSE_REASON_BYTES } from '../protocol/close.js';
 import { isToken } from '../protocol/extensions.js';
-import { CLOSED, CLOSING, CONNECTING, ClientConnection, OPEN } from './client-connection.js';
+import { ReadyState } from '../protocol/ready-state.js';
 import { type CloseEvent, type ErrorEvent, type MessageEvent, toUSVString } from './events.js';
+import { type BinaryType, type MessageData, type WebSocketOptions, resolveOptions } from './options.js';
+import { ClientSession } from './session.js';
 
-/** How binary messages are handed to `message` listeners: a Blob, an ArrayBuffer, or (Node only) a Buffer. */
-export type BinaryType = 'blob' | 'arraybuffer' | 'nodebuffer';
-
-/** The `data` of a `message` event: a string for text, else per `binaryType`. */
-export type MessageData = string | Blob | ArrayBuffer | Buffer;
-
-/** TLS options for `wss:` URLs, passed to `https.request`. */
-export type WebSocketTlsOptions = SecureContextOptions &
-  Pick<TlsConnectionOptions, 'rejectUnauthorized' | 'servername' | 'checkServerIdentity' | 'session' | 'minDHSize'>;
-
-/** Node options: everything a browser decides for its page, and the limits. */
-export interface WebSocketOptions {
-  /** Extra headers for the opening handshake request. The WebSocket headers themselves cannot be replaced. */
-  headers?: OutgoingHttpHeaders;
-  /** The `Origin` header to send (a browser sends its page's origin; by default none is sent). */
-  origin?: string;
-  /** TLS options for `wss:` (ca, cert, key, rejectUnauthorized, servername, ...). */
-  tls?: WebSocketTlsOptions;
-  /** Milliseconds to wait for the server's handshake response before failing. Default 30 000; Infinity waits forever. */
-  handshakeTimeout?: number;
-  /** Largest message accepted, in bytes; a larger one closes the connection with 1009. Default 64 MiB. */
-  maxPayload?: number;
-  /**
-   * Milliseconds to wait, after sending a close frame, for the server's close
-   * frame and its TCP close (RFC 6455 §7.1.1: the server closes first) before
-   * destroying the socket. Default 5 000.
-   */
-  closeTimeout?: number;
-  /** The agent for the handshake request (a proxy agent, say). Default: a fresh, unpooled connection. */
-  agent?: http.Agent;
-  /**
-   * Offer permessage-deflate (RFC 7692), as the WHATWG algorithm has every
-   * user agent do (default true; false offers nothing). An object sets the
-   * threshold below which messages go uncompressed (1024 bytes), zlib's
-   * level and memLevel, and the context-takeover and window parameters to
-   * ask for. Inflated messages are bounded by `maxPayload` too.
-   */
-  perMessageDeflate?: boolean | PerMessageDeflateOptions;
-}
-
-export const DEFAULT_HANDSHAKE_TIMEOUT = 30_000;
-export const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
-export const DEFAULT_CLOSE_TIMEOUT = 5_000;
+const CONNECTING = ReadyState.Connecting;
+const OPEN = ReadyState.Open;
+const CLOSING = ReadyState.Closing;
+const CLOSED = ReadyState.Closed;
 
 /** The events a WebSocket fires, for typed listeners. */
 export interface WebSocketEventMap {
@@ -73,7 +32,6 @@ type EventHandler<K extends EventType> = ((this: WebSocket, event: WebSocketEven
 type ListenerOptions = boolean | { capture?: boolean; once?: boolean; passive?: boolean; signal?: AbortSignal };
 type Listener = ((event: Event) => void) | { handleEvent(event: Event): void };
 
-export type ReadyStateValue = typeof CONNECTING | typeof OPEN | typeof CLOSING | typeof CLOSED;
 
 /** One event handler IDL attribute (HTML § Event handlers): its current value and the listener registered for it. */
 interface HandlerSlot<K extends EventType> {
@@ -118,7 +76,7 @@ export class WebSocket extends EventTarget {
   declare readonly CLOSING: typeof CLOSING;
   declare readonly CLOSED: typeof CLOSED;
 
-  readonly #c: ClientConnection;
+  readonly #c: ClientSession;
   #handlers: HandlerSlots | null = null;
 
   /**
@@ -146,7 +104,7 @@ export class WebSocket extends EventTarget {
     }
     const resolved = resolveOptions(options);
     // 5-7. Set this's url to urlRecord and establish a WebSocket connection in parallel.
-    this.#c = new ClientConnection(this, urlRecord, list, resolved);
+    this.#c = new ClientSession(this, urlRecord, list, resolved);
   }
 
   /** The URL, serialised; `http:` and `https:` read as `ws:` and `wss:`. */
@@ -155,7 +113,7 @@ export class WebSocket extends EventTarget {
   }
 
   /** CONNECTING (0), OPEN (1), CLOSING (2) or CLOSED (3). */
-  get readyState(): ReadyStateValue {
+  get readyState(): ReadyState {
     return this.#c.readyState;
   }
 
@@ -168,7 +126,7 @@ export class WebSocket extends EventTarget {
     return this.#c.bufferedAmount;
   }
 
-  /** The extensions the server accepted, as a header value ("" until open; none are offered yet). */
+  /** The extensions the server accepted, as a header value ("" until open). */
   get extensions(): string {
     return this.#c.extensions;
   }
@@ -351,33 +309,3 @@ function clampUnsignedShort(value: number): number {
   return floor % 2 === 0 ? floor : floor + 1;
 }
 
-export interface ResolvedOptions {
-  headers: OutgoingHttpHeaders | undefined;
-  origin: string | undefined;
-  tls: WebSocketTlsOptions | undefined;
-  handshakeTimeout: number;
-  maxPayload: number;
-  closeTimeout: number;
-  agent: http.Agent | undefined;
-  perMessageDeflate: PerMessageDeflateOptions | null;
-}
-
-function resolveOptions(options: WebSocketOptions | undefined): ResolvedOptions {
-  const o = options ?? {};
-  return {
-    headers: o.headers,
-    origin: o.origin,
-    tls: o.tls,
-    handshakeTimeout: positive('handshakeTimeout', o.handshakeTimeout, DEFAULT_HANDSHAKE_TIMEOUT),
-    maxPayload: positive('maxPayload', o.maxPayload, DEFAULT_MAX_PAYLOAD),
-    closeTimeout: positive('closeTimeout', o.closeTimeout, DEFAULT_CLOSE_TIMEOUT),
-    agent: o.agent,
-    perMessageDeflate: resolveDeflateOptions(o.perMessageDeflate ?? true),
-  };
-}
-
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !(value > 0)) throw new TypeError(`options.${name} must be a positive number; got ${String(value)}`);
-  return value;
-}

@@ -1,0 +1,139 @@
+/**
+ * The HTTP/1.1 side of a server: routing `upgrade` events of an HTTP server
+ * to the WebSocketServers attached to it, the standalone HTTP server of
+ * `listen()`, and refusing a handshake with an HTTP status.
+ */
+import { type IncomingMessage, type RequestListener, type Server as HttpServer, createServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import { handshakeRefused } from '../diagnostics.js';
+import { buildRefusal, checkUpgradeRequest } from '../protocol/handshake.js';
+
+export type AnyHttpServer = HttpServer | HttpsServer;
+
+/** What the router needs of a WebSocketServer. */
+export interface UpgradeTarget {
+  matches(req: IncomingMessage): boolean;
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
+}
+
+// One upgrade listener per HTTP server, routing to the WebSocketServers attached to it by path.
+const routers = new WeakMap<AnyHttpServer, Set<UpgradeTarget>>();
+
+export function attachRouter(server: AnyHttpServer, target: UpgradeTarget): void {
+  let set = routers.get(server);
+  if (set === undefined) {
+    set = new Set();
+    routers.set(server, set);
+    server.on('upgrade', routeUpgrade);
+  }
+  set.add(target);
+}
+
+export function detachRouter(server: AnyHttpServer, target: UpgradeTarget): void {
+  const set = routers.get(server);
+  if (set === undefined) return;
+  set.delete(target);
+  if (set.size === 0) {
+    routers.delete(server);
+    server.off('upgrade', routeUpgrade);
+  }
+}
+
+function routeUpgrade(this: HttpServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  const set = routers.get(this);
+  if (set !== undefined) {
+    for (const wss of set) {
+      if (wss.matches(req)) {
+        wss.handleUpgrade(req, socket, head);
+        return;
+      }
+    }
+  }
+  // No WebSocketServer here wants this path. If the application has its own
+  // upgrade listeners, the request is theirs; otherwise answer it.
+  if (this.listenerCount('upgrade') <= 1) refuse(socket, 404, 'no WebSocket endpoint at this path', undefined, req);
+}
+
+export interface ListenLimits {
+  maxHeaderSize: number;
+  handshakeTimeout: number;
+}
+
+/**
+ * The HTTP server of `listen()`: handshake limits applied by Node's parser
+ * (431 for a head over maxHeaderSize, 408 for a slow one), plain requests to
+ * `onRequest` or answered 426.
+ */
+export function createListenServer(limits: ListenLimits, onRequest: RequestListener | undefined): HttpServer {
+  const server = createServer(
+    {
+      maxHeaderSize: limits.maxHeaderSize,
+      // How often Node checks headersTimeout (its default is 30 s).
+      connectionsCheckingInterval: Math.min(1000, limits.handshakeTimeout),
+    },
+    (req, res) => {
+      // Node hands over as upgrades only requests with both Upgrade and
+      // Connection: upgrade; one carrying WebSocket headers without them is a
+      // broken handshake, answered with the check's status (RFC 6455 §4.2.1: 400).
+      if (req.headers.upgrade !== undefined || req.headers['sec-websocket-key'] !== undefined) {
+        const checked = checkUpgradeRequest({ method: req.method ?? '', httpVersion: req.httpVersion, headers: req.headers });
+        if (!checked.ok) {
+          res.writeHead(checked.status, { ...checked.headers, 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
+          res.end(checked.message);
+          return;
+        }
+      }
+      if (onRequest !== undefined) {
+        onRequest(req, res);
+        return;
+      }
+      const body = 'This is a WebSocket endpoint: connect with a WebSocket client.\n';
+      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13' });
+      res.end(body);
+    },
+  );
+  // A client that sends its request head too slowly is dropped (408).
+  server.headersTimeout = limits.handshakeTimeout;
+  server.requestTimeout = Math.max(limits.handshakeTimeout, 1000);
+  server.keepAliveTimeout = 5_000;
+  server.on('clientError', onClientError);
+  return server;
+}
+
+/** Answers a handshake with an HTTP error and closes the connection. */
+export function refuse(socket: Duplex, status: number, body: string, headers?: Record<string, string>, req?: IncomingMessage): void {
+  socket.on('error', ignoreError);
+  if (handshakeRefused.hasSubscribers) {
+    handshakeRefused.publish({ status, reason: body, url: req?.url, remoteAddress: (socket as Socket).remoteAddress });
+  }
+  if (socket.writable) {
+    let response: string;
+    try {
+      response = buildRefusal(status, body, headers);
+    } catch {
+      response = buildRefusal(500, 'internal error');
+    }
+    socket.end(response);
+  }
+  // Don't wait for a peer that never reads.
+  setTimeout(destroyDuplex, 1000, socket).unref();
+}
+
+function destroyDuplex(socket: Duplex): void {
+  socket.destroy();
+}
+
+export function ignoreError(): void {}
+
+function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable || (socket as Socket).bytesWritten > 0) {
+    socket.destroy();
+    return;
+  }
+  const code = err.code;
+  if (code === 'HPE_HEADER_OVERFLOW') refuse(socket, 431, 'request header fields too large');
+  else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') refuse(socket, 408, 'request timeout');
+  else refuse(socket, 400, 'bad request');
+}
