@@ -9,8 +9,8 @@
 import { createHash } from 'node:crypto';
 import net from 'node:net';
 import type { WebSocket } from '../../src/index.js';
+import { ChunkQueue, frameSize } from './chunks.js';
 import { decodeFrames, type DecodedFrame } from './frames.js';
-import { parseFrame } from './raw-client.js';
 
 export const LOOPBACK = '127.0.0.1';
 /** Default bound, in milliseconds, on any wait. */
@@ -123,7 +123,7 @@ export interface AnswerOptions {
 
 /** One connection accepted by a RawServer: a hand-driven WebSocket server endpoint. */
 export class RawPeer {
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly received = new ChunkQueue();
   private waiters: (() => void)[] = [];
   /** The client sent FIN or the connection closed. */
   ended = false;
@@ -132,7 +132,7 @@ export class RawPeer {
 
   constructor(readonly socket: net.Socket) {
     socket.on('data', (chunk: Buffer) => {
-      this.buf = Buffer.concat([this.buf, chunk]);
+      this.received.push(chunk);
       this.wake();
     });
     socket.on('end', () => {
@@ -181,10 +181,11 @@ export class RawPeer {
   /** Reads the client's request head. */
   readRequest(): Promise<HandshakeRequest> {
     return this.until(() => {
-      const end = this.buf.indexOf('\r\n\r\n');
+      const buf = this.received.joined;
+      const end = buf.indexOf('\r\n\r\n');
       if (end < 0) return undefined;
-      const raw = this.buf.subarray(0, end + 4).toString('latin1');
-      this.buf = this.buf.subarray(end + 4);
+      const raw = buf.subarray(0, end + 4).toString('latin1');
+      this.received.consume(end + 4);
       const [requestLine = '', ...lines] = raw.slice(0, -4).split('\r\n');
       const [method = '', target = '', version = ''] = requestLine.split(' ');
       const headers = new Map<string, string>();
@@ -223,10 +224,11 @@ export class RawPeer {
   readFrame(ms = WAIT_MS): Promise<DecodedFrame> {
     return this.until(
       () => {
-        const size = frameSize(this.buf);
-        if (size === undefined) return undefined;
-        const frame = decodeFrames(this.buf.subarray(0, size))[0];
-        this.buf = this.buf.subarray(size);
+        const r = this.received;
+        const size = frameSize(r.peek(14));
+        if (r.length < size) return undefined;
+        const frame = decodeFrames(r.joined.subarray(0, size))[0];
+        r.consume(size);
         return frame;
       },
       'a frame from the client',
@@ -246,7 +248,7 @@ export class RawPeer {
 
   /** Bytes received and not yet consumed by a read. */
   get unread(): number {
-    return this.buf.length;
+    return this.received.length;
   }
 
   /** Resolves when the client has sent FIN (or the connection closed). */
@@ -275,10 +277,6 @@ export class RawPeer {
 }
 
 /** Size of the first whole frame in `buf`, or undefined when it is not all there yet. */
-function frameSize(buf: Buffer): number | undefined {
-  return parseFrame(buf)?.size;
-}
-
 /** A loopback TCP server whose connections a test drives by hand. */
 export class RawServer {
   readonly peers: RawPeer[] = [];

@@ -10,6 +10,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import net from 'node:net';
+import { ChunkQueue, frameSize } from './chunks.js';
 import { clientFrame, closePayload, type FrameSpec } from './frames.js';
 
 export const LOOPBACK = '127.0.0.1';
@@ -110,7 +111,7 @@ export function parseFrame(buf: Buffer): { frame: RawFrame; size: number } | und
 export class RawPeer {
   readonly socket: net.Socket;
   /** Bytes received and not yet consumed by a read. */
-  private buf: Buffer = Buffer.alloc(0);
+  private readonly received = new ChunkQueue();
   private wake: (() => void) | null = null;
   /** The server ended its side (FIN received). */
   ended = false;
@@ -121,7 +122,7 @@ export class RawPeer {
   private constructor(socket: net.Socket) {
     this.socket = socket;
     socket.on('data', (chunk: Buffer) => {
-      this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+      this.received.push(chunk);
       this.notify();
     });
     socket.on('end', () => {
@@ -156,7 +157,7 @@ export class RawPeer {
 
   /** Number of received bytes not yet read. */
   get buffered(): number {
-    return this.buf.length;
+    return this.received.length;
   }
 
   private notify(): void {
@@ -186,22 +187,30 @@ export class RawPeer {
    * Waits until `take(buffer)` returns something: it inspects the unread
    * bytes and returns the value read and how many bytes it consumed.
    */
-  private async read<T>(take: (buf: Buffer, atEnd: boolean) => { value: T; size: number } | undefined, ms: number, what: string): Promise<T> {
+  private async read<T>(
+    take: (buf: Buffer, atEnd: boolean) => { value: T; size: number } | undefined,
+    ms: number,
+    what: string,
+    need?: (head: Buffer) => number,
+  ): Promise<T> {
     const deadline = Date.now() + ms;
     for (;;) {
-      const got = take(this.buf, this.ended || this.closed);
+      // Look at the bytes only once enough of them are here (`need` reads the size from their head).
+      const r = this.received;
+      const enough = need === undefined || r.length >= need(r.peek(14)) || this.ended || this.closed;
+      const got = enough ? take(r.joined, this.ended || this.closed) : undefined;
       if (got !== undefined) {
-        this.buf = this.buf.subarray(got.size);
+        r.consume(got.size);
         return got.value;
       }
       if (this.ended || this.closed) {
-        throw new Error(`connection ended while waiting for ${what}; unread: ${describe(this.buf)}`);
+        throw new Error(`connection ended while waiting for ${what}; unread: ${describe(this.received.joined)}`);
       }
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${what}; unread: ${describe(this.buf)}`);
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; unread: ${describe(this.received.joined)}`);
       await withTimeout(new Promise<void>((resolve) => (this.wake = resolve)), left, what).catch((err: unknown) => {
         this.wake = null;
-        throw new Error(`${(err as Error).message}; unread: ${describe(this.buf)}`);
+        throw new Error(`${(err as Error).message}; unread: ${describe(this.received.joined)}`);
       });
     }
   }
@@ -252,6 +261,7 @@ export class RawPeer {
       },
       ms,
       'a frame',
+      frameSize,
     );
   }
 
