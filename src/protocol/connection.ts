@@ -9,7 +9,7 @@
 import { CloseCode, MAX_CLOSE_REASON_BYTES, decodeClosePayload, encodeClosePayload, isValidWireCloseCode } from './close.js';
 import { InflateError, type PerMessageDeflate } from './deflate.js';
 import { ProtocolError } from './errors.js';
-import { MAX_CONTROL_PAYLOAD, Opcode } from './frame.js';
+import { FIN_BIT, MAX_CONTROL_PAYLOAD, Opcode, RSV1_BIT } from './frame.js';
 import { FrameParser, type ParserEvents } from './parser.js';
 import { ReadyState } from './ready-state.js';
 import { isUtf8 } from './utf8.js';
@@ -49,8 +49,6 @@ const FAILED = 4;
 /** RSV1 allowed by the I/O layer (allowRsv1, setAllowRsv1). */
 const RSV1_ALLOWED = 8;
 
-const FIN = 0x80;
-const RSV1 = 0x40;
 const EMPTY = Buffer.alloc(0);
 
 export class Connection implements ParserEvents {
@@ -180,9 +178,9 @@ export class Connection implements ParserEvents {
     // A string has at most 3 bytes per UTF-16 unit and at least one: skip the
     // byte count when the answer is clear either way.
     if (deflate !== null && text.length * 3 >= deflate.threshold && (text.length >= deflate.threshold || Buffer.byteLength(text) >= deflate.threshold)) {
-      this.writer.frame(FIN | RSV1 | Opcode.Text, owned(deflate.compress(Buffer.from(text, 'utf8'))));
+      this.writer.frame(FIN_BIT | RSV1_BIT | Opcode.Text, owned(deflate.compress(Buffer.from(text, 'utf8'))));
     } else {
-      this.writer.textFrame(FIN | Opcode.Text, text);
+      this.writer.textFrame(FIN_BIT | Opcode.Text, text);
     }
     return true;
   }
@@ -199,7 +197,7 @@ export class Connection implements ParserEvents {
       data = owned(deflate.compress(data));
       compressed = true;
     }
-    this.writer.frame(FIN | (compressed ? RSV1 : 0) | (binary ? Opcode.Binary : Opcode.Text), data);
+    this.writer.frame(FIN_BIT | (compressed ? RSV1_BIT : 0) | (binary ? Opcode.Binary : Opcode.Text), data);
     return true;
   }
 
@@ -214,7 +212,7 @@ export class Connection implements ParserEvents {
    */
   sendFragment(opcode: number, data: Uint8Array, fin: boolean, compressed = false): boolean {
     if (this.state & CLOSE_SENT) return false;
-    this.writer.frame((fin ? FIN : 0) | (compressed ? RSV1 : 0) | opcode, data);
+    this.writer.frame((fin ? FIN_BIT : 0) | (compressed ? RSV1_BIT : 0) | opcode, data);
     return true;
   }
 
@@ -229,7 +227,7 @@ export class Connection implements ParserEvents {
   ping(payload: Uint8Array = EMPTY): boolean {
     checkControlPayload(payload);
     if (this.state & CLOSE_SENT) return false;
-    this.writer.frame(FIN | Opcode.Ping, payload);
+    this.writer.frame(FIN_BIT | Opcode.Ping, payload);
     return true;
   }
 
@@ -237,7 +235,7 @@ export class Connection implements ParserEvents {
   pong(payload: Uint8Array = EMPTY): boolean {
     checkControlPayload(payload);
     if (this.state & CLOSE_SENT) return false;
-    this.writer.frame(FIN | Opcode.Pong, payload);
+    this.writer.frame(FIN_BIT | Opcode.Pong, payload);
     return true;
   }
 
@@ -280,7 +278,7 @@ export class Connection implements ParserEvents {
     if (payload === null || this.state & CLOSE_SENT) return;
     this.heldClose = null;
     this.state |= CLOSE_SENT;
-    this.writer.frame(FIN | Opcode.Close, payload);
+    this.writer.frame(FIN_BIT | Opcode.Close, payload);
   }
 
   // ParserEvents: called by the parser while `receive` runs.
@@ -308,7 +306,7 @@ export class Connection implements ParserEvents {
   onControl(opcode: number, payload: Buffer): void {
     if (opcode === Opcode.Ping) {
       // RFC 6455 §5.5.2: answer with a pong carrying the same payload, unless closing.
-      if ((this.state & CLOSE_SENT) === 0) this.writer.frame(FIN | Opcode.Pong, payload);
+      if ((this.state & CLOSE_SENT) === 0) this.writer.frame(FIN_BIT | Opcode.Pong, payload);
       this.events.onPing(payload);
     } else if (opcode === Opcode.Pong) {
       this.events.onPong(payload);
@@ -357,7 +355,7 @@ export class Connection implements ParserEvents {
     this.state |= CLOSE_SENT;
     this.closeCode = code ?? CloseCode.NoStatus;
     this.closeReason = reason;
-    this.writer.frame(FIN | Opcode.Close, encodeClosePayload(code, reason));
+    this.writer.frame(FIN_BIT | Opcode.Close, encodeClosePayload(code, reason));
   }
 }
 

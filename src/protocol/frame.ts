@@ -14,6 +14,12 @@ export const Opcode = {
 } as const;
 export type Opcode = (typeof Opcode)[keyof typeof Opcode];
 
+/** Bits of a frame header's first byte (RFC 6455 §5.2): FIN, then RSV1 (permessage-deflate's "compressed", RFC 7692 §6). */
+export const FIN_BIT = 0x80;
+export const RSV1_BIT = 0x40;
+/** The MASK bit of the second header byte (RFC 6455 §5.2). */
+export const MASK_BIT = 0x80;
+
 /** Control frames carry at most 125 bytes of payload (RFC 6455 §5.5). */
 export const MAX_CONTROL_PAYLOAD = 125;
 
@@ -45,7 +51,7 @@ export function writeHeader(
   maskOffset = 0,
 ): number {
   target[offset++] = first;
-  const maskBit = mask === null ? 0 : 0x80;
+  const maskBit = mask === null ? 0 : MASK_BIT;
   if (length < 126) {
     target[offset++] = maskBit | length;
   } else if (length < 0x10000) {

@@ -15,7 +15,7 @@
  */
 import { CloseCode } from './close.js';
 import { ProtocolError } from './errors.js';
-import { MAX_CONTROL_PAYLOAD, Opcode, copyMasked, isControlOpcode, isKnownOpcode, maskWith } from './frame.js';
+import { FIN_BIT, MASK_BIT, MAX_CONTROL_PAYLOAD, Opcode, RSV1_BIT, copyMasked, isControlOpcode, isKnownOpcode, maskWith } from './frame.js';
 import { Utf8Validator, isUtf8 } from './utf8.js';
 
 export interface ParserEvents {
@@ -48,7 +48,8 @@ const ALLOW_RSV1 = 2;
 const STOPPED = 4;
 /** Reading a payload (else: a header). */
 const IN_PAYLOAD = 8;
-const FIN = 16;
+/** The frame being read has FIN set (the last of its message). */
+const FINAL = 16;
 const MASKED = 32;
 const MSG_COMPRESSED = 64;
 const LEND_COMPRESSED = 128;
@@ -68,7 +69,7 @@ export class FrameParser {
   private readonly maxPayload: number;
   /**
    * Boolean state packed into one field (EXPECT_MASKED, ALLOW_RSV1, STOPPED,
-   * IN_PAYLOAD, FIN, MASKED, MSG_COMPRESSED): an idle connection pays for
+   * IN_PAYLOAD, FINAL, MASKED, MSG_COMPRESSED): an idle connection pays for
    * every field of this object, 8 bytes each.
    */
   private bits = 0;
@@ -197,7 +198,7 @@ export class FrameParser {
    */
   private lendable(): boolean {
     const b = this.bits;
-    return (b & (LEND_COMPRESSED | MSG_COMPRESSED | FIN)) === (LEND_COMPRESSED | MSG_COMPRESSED | FIN) && this.msgLength === 0 && !isControlOpcode(this.opcode);
+    return (b & (LEND_COMPRESSED | MSG_COMPRESSED | FINAL)) === (LEND_COMPRESSED | MSG_COMPRESSED | FINAL) && this.msgLength === 0 && !isControlOpcode(this.opcode);
   }
 
   /** Copies header bytes into the scratch; parses the header once it is whole. */
@@ -223,10 +224,10 @@ export class FrameParser {
   private parseHeader(buf: Buffer, pos: number): boolean {
     const b0 = buf[pos]!;
     const b1 = buf[pos + 1]!;
-    const fin = (b0 & 0x80) !== 0;
-    const rsv1 = (b0 & 0x40) !== 0;
+    const fin = (b0 & FIN_BIT) !== 0;
+    const rsv1 = (b0 & RSV1_BIT) !== 0;
     const opcode = b0 & 0x0f;
-    const masked = (b1 & 0x80) !== 0;
+    const masked = (b1 & MASK_BIT) !== 0;
     let len = b1 & 0x7f;
     let p = pos + 2;
 
@@ -273,8 +274,8 @@ export class FrameParser {
     // Signed, so the field stays a small integer (an unsigned value over 2^31 would be boxed).
     if (masked) this.mask = buf.readInt32BE(p);
 
-    let bits = this.bits & ~(FIN | MASKED);
-    if (fin) bits |= FIN;
+    let bits = this.bits & ~(FINAL | MASKED);
+    if (fin) bits |= FINAL;
     if (masked) bits |= MASKED;
     this.opcode = opcode;
     this.payloadLength = len;
@@ -309,7 +310,7 @@ export class FrameParser {
     this.payloadRead += n;
     if (this.payloadRead === this.payloadLength) {
       this.bits &= ~IN_PAYLOAD;
-      if (this.bits & FIN) this.deliverAssembled();
+      if (this.bits & FINAL) this.deliverAssembled();
     }
   }
 
@@ -322,7 +323,7 @@ export class FrameParser {
       return;
     }
     const compressed = (this.bits & MSG_COMPRESSED) !== 0;
-    if (this.bits & FIN && this.msgBuf === null && this.msgLength === 0) {
+    if (this.bits & FINAL && this.msgBuf === null && this.msgLength === 0) {
       // Fast path: an unfragmented message handed out as a view of the chunk.
       const data = start === end ? EMPTY : chunk.subarray(start, end);
       const isText = this.msgOpcode === Opcode.Text;
@@ -335,7 +336,7 @@ export class FrameParser {
       return;
     }
     if (end > start && !this.appendData(chunk, start, end, false)) return;
-    if (this.bits & FIN) this.deliverAssembled();
+    if (this.bits & FINAL) this.deliverAssembled();
   }
 
   /**
@@ -361,7 +362,7 @@ export class FrameParser {
       // fragments, never beyond maxPayload.
       const frameRest = this.payloadLength - this.payloadRead;
       let cap = this.msgLength + frameRest;
-      if ((this.bits & FIN) === 0) cap = Math.max(cap, Math.min(this.maxPayload, Math.max(1024, (buf?.length ?? 0) * 2)));
+      if ((this.bits & FINAL) === 0) cap = Math.max(cap, Math.min(this.maxPayload, Math.max(1024, (buf?.length ?? 0) * 2)));
       const next = Buffer.allocUnsafe(Math.max(cap, needed));
       if (buf !== null && this.msgLength > 0) buf.copy(next, 0, 0, this.msgLength);
       buf = this.msgBuf = next;

@@ -5,14 +5,12 @@
  * permessage-deflate without context takeover.
  */
 import type { PerMessageDeflate } from '../protocol/deflate.js';
-import { Opcode, headerSize, writeHeader } from '../protocol/frame.js';
+import { FIN_BIT, Opcode, RSV1_BIT, headerSize, writeHeader } from '../protocol/frame.js';
 import { isUtf8 } from '../protocol/utf8.js';
 
 /** What `publish` takes: text for a string, bytes otherwise. */
 export type PublishData = string | Buffer | ArrayBuffer | ArrayBufferView;
 
-const FIN = 0x80;
-const RSV1 = 0x40;
 
 export class TopicMessage {
   readonly topic: string;
@@ -80,7 +78,7 @@ export class TopicMessage {
 /** One unmasked frame with FIN set; `compressed` sets RSV1 (RFC 7692 §6). */
 export function serialise(payload: Uint8Array, binary: boolean, compressed: boolean): Buffer {
   const frame = Buffer.allocUnsafe(headerSize(payload.length, false) + payload.length);
-  const first = FIN | (compressed ? RSV1 : 0) | (binary ? Opcode.Binary : Opcode.Text);
+  const first = FIN_BIT | (compressed ? RSV1_BIT : 0) | (binary ? Opcode.Binary : Opcode.Text);
   const p = writeHeader(frame, 0, first, payload.length, null);
   frame.set(payload, p);
   return frame;
