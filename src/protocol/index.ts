@@ -1,5 +1,6 @@
 export { ProtocolError } from './errors.js';
-export { Opcode, MAX_CONTROL_PAYLOAD, headerSize, writeHeader, maskInPlace } from './frame.js';
+export { Opcode, MAX_CONTROL_PAYLOAD, headerSize, writeHeader } from './frame.js';
+export { maskInPlace } from './mask.js';
 export { CloseCode, MAX_CLOSE_REASON_BYTES, isValidWireCloseCode, decodeClosePayload, encodeClosePayload } from './close.js';
 export { Utf8Validator } from './utf8.js';
 export { FrameParser, type ParserEvents, type ParserOptions } from './parser.js';

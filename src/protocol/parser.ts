@@ -15,7 +15,8 @@
  */
 import { CloseCode } from './close.js';
 import { ProtocolError } from './errors.js';
-import { FIN_BIT, MASK_BIT, MAX_CONTROL_PAYLOAD, Opcode, RSV1_BIT, copyMasked, isControlOpcode, isKnownOpcode, maskWith } from './frame.js';
+import { FIN_BIT, MASK_BIT, MAX_CONTROL_PAYLOAD, Opcode, RSV1_BIT, isControlOpcode, isKnownOpcode } from './frame.js';
+import { copyMasked, maskWith } from './mask.js';
 import { Utf8Validator, isUtf8 } from './utf8.js';
 
 export interface ParserEvents {

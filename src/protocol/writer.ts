@@ -10,7 +10,8 @@
  * Output is handed over with `take()`, once per flush.
  */
 import { randomFillSync } from 'node:crypto';
-import { headerSize, maskWith, writeHeader } from './frame.js';
+import { headerSize, writeHeader } from './frame.js';
+import { maskWith } from './mask.js';
 
 /** Payloads up to this size are copied into the slab beside their header. */
 export const COPY_THRESHOLD = 16 * 1024;
@@ -123,19 +124,10 @@ export class FrameWriter {
   }
 
   /**
-   * Queues text that precedes the frames on the wire: the server's 101
-   * response, so it leaves in the same write as the first frames.
-   */
-  preamble(text: string): void {
-    const len = Buffer.byteLength(text);
-    const at = this.extend(len);
-    slab.write(text, at, len, 'utf8');
-    this.pending += len;
-  }
-
-  /**
-   * Queues bytes that are already a whole frame (a broadcast frame serialised
-   * once for many connections). Never mutated.
+   * Queues bytes that are already serialised: a whole frame (a topic message
+   * framed once for many connections), or what precedes the frames on the
+   * wire (the server's 101 response, so it leaves in the same write as the
+   * first frames). Never mutated.
    */
   raw(bytes: Buffer): void {
     if (bytes.length <= 256) {

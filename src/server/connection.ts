@@ -217,7 +217,7 @@ export class ServerWebSocket<T = unknown> extends Link implements TopicSubscribe
    * whatever `open` sent. @internal
    */
   opened(response: string | null, head: Buffer | null): void {
-    if (response !== null) this.conn.writer.preamble(response);
+    if (response !== null) this.conn.writer.raw(Buffer.from(response, 'latin1'));
     if (connectionOpen.hasSubscribers) connectionOpen.publish({ connection: this, role: 'server' });
     const onOpen = this.#context.handler.open;
     if (onOpen !== undefined) this.withinPass(() => onOpen(this));

@@ -16,7 +16,7 @@
  */
 import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { simdReadBuffer } from '../protocol/frame.js';
+import { simdReadBuffer } from '../protocol/mask.js';
 
 export interface ChunkReceiver {
   /**

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Connection, Opcode, ReadyState, maskInPlace, writeHeader, type ConnectionEvents } from '../../src/protocol/index.js';
-import { SIMD_MASKING, copyMasked, simdReadBuffer } from '../../src/protocol/frame.js';
+import { SIMD_MASKING, copyMasked, simdReadBuffer } from '../../src/protocol/mask.js';
 import { COPY_THRESHOLD } from '../../src/protocol/writer.js';
 import {
   RFC_MASK,
