@@ -18,7 +18,7 @@ export type { SendCallback } from './transport/link.js';
 // Client
 export { WebSocket, type WebSocketEventMap } from './client/websocket.js';
 export { DEFAULT_HANDSHAKE_TIMEOUT, type BinaryType, type MessageData, type WebSocketOptions, type WebSocketTlsOptions } from './client/options.js';
-export { CloseEvent, ErrorEvent, MessageEvent, type CloseEventInit } from './client/events.js';
+export { CloseEvent, ErrorEvent, MessageEvent, type CloseEventInit, type ErrorEventInit, type MessageEventInit } from './client/events.js';
 // Topics
 export type { Broker, PublishCallback, SubscriptionListener, TopicSubscriber } from './pubsub/broker.js';
 export { LocalBroker } from './pubsub/local.js';
