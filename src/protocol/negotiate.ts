@@ -83,7 +83,12 @@ export function serverCodecFor(extensions: string, deflate: PerMessageDeflateOpt
   if (extensions === '') return null;
   const parsed = parseExtensions(extensions);
   if (parsed instanceof Error) return parsed;
-  return serverCodec(parsed, deflate, maxPayload);
+  const pmd = parsed.find((e) => e.name === PERMESSAGE_DEFLATE);
+  if (pmd === undefined || deflate === null) return null;
+  // What a response may say (RFC 7692 §7.1): known parameters, valid values.
+  const params = checkDeflateResponse(pmd.params, {});
+  if (params instanceof Error) return params;
+  return new PerMessageDeflate('server', params, deflate, maxPayload);
 }
 
 function serverCodec(accepted: readonly ExtensionOffer[], deflate: PerMessageDeflateOptions | null, maxPayload: number): PerMessageDeflate | null {
