@@ -6,7 +6,6 @@
 //   node bench/run.mjs --quick         # one short round of everything (< 1 min)
 //   node bench/run.mjs --scenario echo-16b-throughput,handshakes --rounds 3
 //   node bench/run.mjs --servers fullduplex,ws
-//   node bench/run.mjs --baseline ../wt-base   # a row for another build (before/after)
 //   node bench/run.mjs --cpu-prof      # servers write .cpuprofile files to bench/results/profiles/
 //   node bench/run.mjs --list
 //
@@ -29,7 +28,6 @@ const { values: opt } = parseArgs({
     quick: { type: 'boolean', default: false },
     scenario: { type: 'string' },
     servers: { type: 'string' },
-    baseline: { type: 'string' },
     warmup: { type: 'string' },
     duration: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
@@ -55,15 +53,6 @@ const SERVERS = {
   net: { script: 'servers/net.mjs', label: 'net (plain TCP echo)', raw: true },
   floor: { script: 'servers/floor.mjs', label: 'Node socket floor (101, nothing kept)' },
 };
-// --baseline DIR: a row for another build of fullduplex (e.g. a worktree of an
-// earlier commit, built with `npx tsup`), for before/after figures in one run.
-if (opt.baseline) {
-  SERVERS.baseline = {
-    script: 'servers/fullduplex.mjs',
-    label: `fullduplex (baseline: ${opt.baseline})`,
-    env: { FULLDUPLEX_DIST: path.resolve(String(opt.baseline), 'dist/index.js') },
-  };
-}
 
 // ---------------------------------------------------------------- scenarios
 
@@ -257,7 +246,7 @@ async function startServer(name, { mode = 'echo', deflate = false, exposeGc = fa
     core: 0,
     pin: PIN,
     nodeFlags,
-    env: { PORT: '0', BENCH_MODE: mode, BENCH_DEFLATE: deflate ? '1' : '0', ...def.env },
+    env: { PORT: '0', BENCH_MODE: mode, BENCH_DEFLATE: deflate ? '1' : '0' },
     nofile,
   });
   try {
@@ -423,9 +412,7 @@ async function main() {
       md.push(`#### ${scn.title}\n\nNot run: ${scn.disabled}.`);
       continue;
     }
-    // The baseline row runs wherever fullduplex does, right after it.
-    const listed = SERVERS.baseline ? scn.servers.flatMap((s) => (s === 'fullduplex' ? [s, 'baseline'] : [s])) : scn.servers;
-    const names = listed.filter((s) => !wantServers || wantServers.includes(s));
+    const names = scn.servers.filter((s) => !wantServers || wantServers.includes(s));
     if (names.length === 0) continue;
     const rounds = scn.rounds ?? ROUNDS;
     const perServer = {};

@@ -4,13 +4,11 @@
 // library compresses again.
 import { port, host, mode, deflate, MAX_PAYLOAD, onTrigger, ready, fail } from './common.mjs';
 
-// FULLDUPLEX_DIST: another build to load (run.mjs --baseline).
-const dist = process.env.FULLDUPLEX_DIST ? new URL(`file://${process.env.FULLDUPLEX_DIST}`).href : '../../dist/index.js';
 let WebSocketServer;
 try {
-  ({ WebSocketServer } = await import(dist));
+  ({ WebSocketServer } = await import('../../dist/index.js'));
 } catch (err) {
-  fail(`cannot load ${dist} (run npm run build): ${err?.message ?? err}`);
+  fail(`cannot load ../../dist/index.js (run npm run build): ${err?.message ?? err}`);
 }
 if (typeof WebSocketServer !== 'function') fail('dist/index.js does not export WebSocketServer');
 
