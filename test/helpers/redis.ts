@@ -5,6 +5,8 @@
  * (scripts/test.sh installs them); a missing binary fails the test.
  */
 import { execFile } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { TopicSubscriber } from '../../src/pubsub/broker.js';
 import type { TopicMessage } from '../../src/pubsub/message.js';
@@ -12,11 +14,19 @@ import { type Child, freePort, requireBinary, startChild, tempDir, waitFor } fro
 
 const run = promisify(execFile);
 
+/** How redis-cli reaches a server: credentials, and the CA file when it speaks TLS only. */
+interface CliAuth {
+  user?: string;
+  password?: string;
+  caFile?: string;
+}
+
 /** Runs redis-cli against `port` and returns its raw output (one reply element per line). */
-export async function redisCli(port: number, args: string[], auth: { user?: string; password?: string } = {}): Promise<string> {
+export async function redisCli(port: number, args: string[], auth: CliAuth = {}): Promise<string> {
   const cred: string[] = [];
   if (auth.user !== undefined) cred.push('--user', auth.user);
   if (auth.password !== undefined) cred.push('--pass', auth.password, '--no-auth-warning');
+  if (auth.caFile !== undefined) cred.push('--tls', '--cacert', auth.caFile);
   const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...cred, ...args], { timeout: 20_000 });
   return stdout;
 }
@@ -43,17 +53,19 @@ export interface RedisServer {
 export interface RedisServerOptions {
   /** --requirepass: the `default` user's password. */
   password?: string;
+  /** Serve TLS only (the port speaks rediss://), with this certificate and key (PEM). */
+  tls?: { cert: string; key: string };
   /** Extra redis-server arguments. */
   args?: string[];
 }
 
-async function waitForPing(port: number, child: Child, password: string | undefined): Promise<void> {
+async function waitForPing(port: number, child: Child, auth: CliAuth): Promise<void> {
   await waitFor(
     `redis-server on port ${port} to answer PING`,
     async () => {
       if (child.process.exitCode !== null) throw new Error(`redis-server exited early:\n${child.output()}`);
       try {
-        return (await redisCli(port, ['PING'], password === undefined ? {} : { password })).trim() === 'PONG';
+        return (await redisCli(port, ['PING'], auth)).trim() === 'PONG';
       } catch {
         return false;
       }
@@ -69,23 +81,36 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
   requireBinary('redis-cli', 'redis-tools');
   const dir = tempDir('redis');
   const port = await freePort();
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir.path, '--loglevel', 'warning'];
-  if (options.password !== undefined) args.push('--requirepass', options.password);
+  const args = ['--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir.path, '--loglevel', 'warning'];
+  const auth: CliAuth = {};
+  if (options.password !== undefined) {
+    args.push('--requirepass', options.password);
+    auth.password = options.password;
+  }
+  if (options.tls === undefined) {
+    args.push('--port', String(port));
+  } else {
+    const cert = join(dir.path, 'cert.pem');
+    const key = join(dir.path, 'key.pem');
+    writeFileSync(cert, options.tls.cert);
+    writeFileSync(key, options.tls.key, { mode: 0o600 });
+    args.push('--port', '0', '--tls-port', String(port), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-ca-cert-file', cert, '--tls-auth-clients', 'no');
+    auth.caFile = cert;
+  }
   args.push(...(options.args ?? []));
   let child: Child | null = null;
   const start = async (): Promise<void> => {
     const c = startChild(binary, args);
     child = c;
-    await waitForPing(port, c, options.password);
+    await waitForPing(port, c, auth);
   };
   const stop = async (): Promise<void> => {
     await child?.stop();
   };
   await start();
-  const auth = options.password === undefined ? {} : { password: options.password };
   return {
     port,
-    url: `redis://127.0.0.1:${port}`,
+    url: `${options.tls === undefined ? 'redis' : 'rediss'}://127.0.0.1:${port}`,
     stop,
     kill: async () => {
       await child?.kill();
@@ -133,7 +158,7 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       const c = startChild(binary, args);
       children.push(c);
       ports.push(port);
-      await waitForPing(port, c, undefined);
+      await waitForPing(port, c, {});
     }
     await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 60_000 });
     for (const port of ports) {

@@ -9,6 +9,7 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel';
 import { after, describe, it } from 'node:test';
 import { TopicMessage } from '../../src/pubsub/message.js';
 import { type BrokerErrorEvent, RedisBroker } from '../../src/redis/index.js';
+import { TLS_CERT, TLS_KEY } from '../helpers/client-tls.js';
 import { waitFor } from '../helpers/processes.js';
 import { Sink, pubsubChannels, startRedis } from '../helpers/redis.js';
 
@@ -116,5 +117,29 @@ describe('production Redis: credentials', () => {
     cleanups.push(() => bad.close());
     await waitFor('the authentication error', () => wrong.length > 0);
     assert.match(String(wrong[0]?.message), /WRONGPASS|invalid username-password/i);
+  });
+});
+
+describe('production Redis: TLS', () => {
+  it('rediss:// with the server certificate as CA carries topics between brokers', async () => {
+    const redis = await startRedis({ tls: { cert: TLS_CERT, key: TLS_KEY } });
+    cleanups.push(() => redis.cleanup());
+    assert.match(redis.url, /^rediss:/);
+    const a = new RedisBroker({ url: redis.url, tls: { ca: TLS_CERT }, prefix: 'tls', onError: () => {} });
+    const b = new RedisBroker({ url: redis.url, tls: { ca: TLS_CERT }, prefix: 'tls', onError: () => {} });
+    cleanups.push(() => a.close(), () => b.close());
+    await Promise.all([a.ready(), b.ready()]);
+    const s = new Sink();
+    a.subscribe('secure', s);
+    await waitFor('subscribed', async () => (await pubsubChannels(redis, 'tls:*')).length === 1);
+    b.publish('secure', TopicMessage.from('over tls'));
+    await waitFor('delivered', () => s.got.includes('over tls'));
+
+    // An untrusted certificate is an error reported to onError, not a crash.
+    const errors: Error[] = [];
+    const untrusting = new RedisBroker({ url: redis.url, prefix: 'tls', onError: (e) => errors.push(e) });
+    cleanups.push(() => untrusting.close());
+    await waitFor('the certificate error', () => errors.length > 0);
+    assert.match(String(errors[0]?.message), /certificate/i);
   });
 });
