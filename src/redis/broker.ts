@@ -19,7 +19,7 @@ import type { ConnectionOptions } from 'node:tls';
 import type { Broker, PublishCallback, SubscriptionListener, TopicSubscriber } from '../pubsub/broker.js';
 import { LocalBroker } from '../pubsub/local.js';
 import type { TopicMessage } from '../pubsub/message.js';
-import { channelName } from './channel.js';
+import { channelName, checkPrefix } from './channel.js';
 import { decodeEnvelope, encodeEnvelope, newNodeId } from './envelope.js';
 import { Interest } from './interest.js';
 import { createTransport, type RedisClientLike, type Transport } from './transport.js';
@@ -86,7 +86,7 @@ export class RedisBroker implements Broker {
   private warned = false;
 
   constructor(options: RedisBrokerOptions = {}) {
-    this.prefix = options.prefix ?? DEFAULT_PREFIX;
+    this.prefix = checkPrefix(options.prefix ?? DEFAULT_PREFIX);
     this.onError = options.onError;
     const sharded = options.sharded ?? options.cluster !== undefined;
     this.transport = createTransport(

@@ -17,10 +17,13 @@
  * Since '%' itself is escaped, the mapping is one-to-one.
  */
 
-// A character to escape: one of % : { }, or a lone surrogate (a high one not
-// followed by a low one, or a low one not preceded by a high one).
-const UNSAFE = /[%:{}]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
-const UNSAFE_TEST = /[%:{}]|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+// A lone surrogate: a high one not followed by a low one, or a low one not
+// preceded by a high one.
+const LONE = '[\\uD800-\\uDBFF](?![\\uDC00-\\uDFFF])|(?<![\\uD800-\\uDBFF])[\\uDC00-\\uDFFF]';
+const LONE_SURROGATE = new RegExp(LONE);
+// A character to escape: one of % : { }, or a lone surrogate.
+const UNSAFE = new RegExp(`[%:{}]|${LONE}`, 'g');
+const UNSAFE_TEST = new RegExp(`[%:{}]|${LONE}`);
 
 function escapeOne(c: string): string {
   const code = c.charCodeAt(0);
@@ -30,6 +33,15 @@ function escapeOne(c: string): string {
 /** The escaped form of `topic`: no ':', '{', '}' and no lone surrogate. */
 export function escapeTopic(topic: string): string {
   return UNSAFE_TEST.test(topic) ? topic.replace(UNSAFE, escapeOne) : topic;
+}
+
+/**
+ * Checks a prefix: any string that survives UTF-8 encoding (no lone
+ * surrogates: two such prefixes could become the same bytes). TypeError otherwise.
+ */
+export function checkPrefix(prefix: string): string {
+  if (typeof prefix !== 'string' || LONE_SURROGATE.test(prefix)) throw new TypeError('prefix must be a string without lone UTF-16 surrogates');
+  return prefix;
 }
 
 /** The Redis channel that carries `topic` for brokers sharing `prefix`. */

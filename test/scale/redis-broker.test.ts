@@ -256,3 +256,35 @@ describe('channels: prefixes and topic names', () => {
     sinks.forEach((s, i) => assert.deepEqual(s.got, i === 0 ? ['#0', 'end'] : [`#${i}`], JSON.stringify(topics[i])));
   });
 });
+
+describe('bounds and bad input', () => {
+  it('publishes beyond maxPendingPublishes fail at once instead of queueing', async () => {
+    const p = freshPrefix();
+    const b = await broker(p, { maxPendingPublishes: 100 });
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, () => new Promise<Error | null>((resolve) => b.publish('t', text('x'), undefined, resolve))),
+    );
+    const failed = results.filter((e) => e !== null);
+    assert.ok(failed.length >= 800, `${failed.length} of 1000 failed`);
+    assert.ok(results.filter((e) => e === null).length >= 100, 'the first 100 went out');
+    assert.match(String(failed[0]?.message), /queue is full/i);
+  });
+
+  it('a message on the channel that is not a valid envelope is dropped and reported', async () => {
+    const p = freshPrefix();
+    const errors: Error[] = [];
+    const b = await broker(p, { onError: (e) => errors.push(e) });
+    const s = new Sink();
+    b.subscribe('t', s);
+    await waitFor('subscribed', async () => (await channels(`${p}:*`)).length === 1);
+    await admin.publish(`${p}:t`, 'not an envelope');
+    await admin.publish(`${p}:t`, Buffer.concat([Buffer.from([1, 0]), Buffer.alloc(8, 9), Buffer.from([0xff])])); // text, not UTF-8
+    await publish(await broker(p), 't', 'good');
+    await waitFor('the good message', () => s.got.includes('good'));
+    assert.deepEqual(s.got, ['good']);
+    assert.equal(errors.length, 2);
+    assert.match(String(errors[0]?.message), /version/);
+    assert.match(String(errors[1]?.message), /UTF-8/);
+  });
+});
+
