@@ -178,7 +178,7 @@ export class RedisBroker implements Broker {
   private received(bytes: Buffer, channel: Buffer): void {
     const topic = this.interest.topicOf(channel.toString());
     if (topic === undefined) return; // an UNSUBSCRIBE in flight
-    const decoded = decodeEnvelope(this.nodeId, bytes);
+    const decoded = decodeEnvelope(this.nodeId, bytes, topic);
     if (decoded.kind === 'message') this.local.deliver(topic, decoded.message);
     else if (decoded.kind === 'invalid') this.report(new Error(`dropped a message on topic ${JSON.stringify(topic)}: ${decoded.reason}`), 'receive', topic);
   }

@@ -50,13 +50,13 @@ export type Decoded =
 
 const OWN: Decoded = { kind: 'own' };
 
-/** Unwraps an envelope; the message's payload is a view of `bytes` (no copy). */
-export function decodeEnvelope(nodeId: Buffer, bytes: Buffer): Decoded {
+/** Unwraps an envelope received on `topic`'s channel; the message's payload is a view of `bytes` (no copy). */
+export function decodeEnvelope(nodeId: Buffer, bytes: Buffer, topic: string): Decoded {
   if (bytes.length < HEADER_SIZE) return { kind: 'invalid', reason: `envelope of ${bytes.length} bytes is shorter than its header` };
   if (bytes[0] !== ENVELOPE_VERSION) return { kind: 'invalid', reason: `envelope version ${String(bytes[0])} is not ${ENVELOPE_VERSION}` };
   if (nodeId.compare(bytes, 2, HEADER_SIZE) === 0) return OWN;
   const binary = ((bytes[1] ?? 0) & FLAG_BINARY) !== 0;
   const payload = bytes.subarray(HEADER_SIZE);
   if (!binary && !isUtf8(payload)) return { kind: 'invalid', reason: 'text message is not valid UTF-8' };
-  return { kind: 'message', message: new TopicMessage(payload, binary) };
+  return { kind: 'message', message: new TopicMessage(topic, payload, binary) };
 }

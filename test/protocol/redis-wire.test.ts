@@ -66,18 +66,18 @@ describe('envelope', () => {
   const other = newNodeId();
 
   it('lays out version, flags, node id, payload', () => {
-    const bytes = encodeEnvelope(me, TopicMessage.from(Buffer.from([7, 8])));
+    const bytes = encodeEnvelope(me, TopicMessage.from('t', Buffer.from([7, 8])));
     assert.equal(bytes.length, HEADER_SIZE + 2);
     assert.equal(bytes[0], ENVELOPE_VERSION);
     assert.equal(bytes[1], 0x01, 'binary flag');
     assert.deepEqual(bytes.subarray(2, 10), me);
     assert.deepEqual([...bytes.subarray(10)], [7, 8]);
-    assert.equal(encodeEnvelope(me, TopicMessage.from('t'))[1], 0x00, 'text');
+    assert.equal(encodeEnvelope(me, TopicMessage.from('t', 't'))[1], 0x00, 'text');
   });
 
   it('round-trips text and binary from another node', () => {
-    for (const m of [TopicMessage.from('héllo'), TopicMessage.from(Buffer.from([0, 255])), TopicMessage.from('')]) {
-      const d = decodeEnvelope(other, encodeEnvelope(me, m));
+    for (const m of [TopicMessage.from('t', 'héllo'), TopicMessage.from('t', Buffer.from([0, 255])), TopicMessage.from('t', '')]) {
+      const d = decodeEnvelope(other, encodeEnvelope(me, m), 't');
       assert.equal(d.kind, 'message');
       if (d.kind !== 'message') return;
       assert.deepEqual(d.message.payload, m.payload);
@@ -86,16 +86,16 @@ describe('envelope', () => {
   });
 
   it('recognises its own node id', () => {
-    assert.equal(decodeEnvelope(me, encodeEnvelope(me, TopicMessage.from('x'))).kind, 'own');
+    assert.equal(decodeEnvelope(me, encodeEnvelope(me, TopicMessage.from('t', 'x')), 't').kind, 'own');
   });
 
   it('rejects short envelopes, other versions and text that is not UTF-8', () => {
-    assert.equal(decodeEnvelope(me, Buffer.alloc(HEADER_SIZE - 1)).kind, 'invalid');
-    const v2 = encodeEnvelope(other, TopicMessage.from('x'));
+    assert.equal(decodeEnvelope(me, Buffer.alloc(HEADER_SIZE - 1), 't').kind, 'invalid');
+    const v2 = encodeEnvelope(other, TopicMessage.from('t', 'x'));
     v2[0] = 2;
-    assert.equal(decodeEnvelope(me, v2).kind, 'invalid');
-    const bad = encodeEnvelope(other, TopicMessage.from(Buffer.from([0xc3, 0x28])));
+    assert.equal(decodeEnvelope(me, v2, 't').kind, 'invalid');
+    const bad = encodeEnvelope(other, TopicMessage.from('t', Buffer.from([0xc3, 0x28])));
     bad[1] = 0; // claims text
-    assert.equal(decodeEnvelope(me, bad).kind, 'invalid');
+    assert.equal(decodeEnvelope(me, bad, 't').kind, 'invalid');
   });
 });

@@ -43,11 +43,11 @@ function freshPrefix(): string {
   return `t${++prefixes}`;
 }
 
-const text = (s: string): TopicMessage => TopicMessage.from(s);
+const text = (s: string): TopicMessage => TopicMessage.from('t', s);
 
 /** Publishes and resolves once Redis took it (or rejects with the publish error). */
 function publish(b: RedisBroker, topic: string, data: string | Buffer): Promise<void> {
-  return new Promise((resolve, reject) => b.publish(topic, TopicMessage.from(data), undefined, (err) => (err === null ? resolve() : reject(err))));
+  return new Promise((resolve, reject) => b.publish(topic, TopicMessage.from(topic, data), undefined, (err) => (err === null ? resolve() : reject(err))));
 }
 
 const channels = (pattern: string): Promise<string[]> => admin.pubSubChannels(pattern).then((c) => c.map(String).sort());
@@ -177,8 +177,8 @@ describe('delivery: every subscriber on every node, exactly once, in publish ord
     a.subscribe('t', other);
     b.subscribe('t', remote);
     await waitFor('both subscribed', async () => (await admin.pubSubNumSub(`${p}:t`))[`${p}:t`] === 2);
-    assert.equal(a.publish('t', TopicMessage.from(Buffer.from([1, 2, 3])), self), 1);
-    a.publish('t', TopicMessage.from('é text'), self);
+    assert.equal(a.publish('t', TopicMessage.from('t', Buffer.from([1, 2, 3])), self), 1);
+    a.publish('t', TopicMessage.from('t', 'é text'), self);
     await waitFor('two at b', () => remote.got.length === 2);
     assert.deepEqual(self.got, []);
     assert.deepEqual(other.binary, [true, false]);

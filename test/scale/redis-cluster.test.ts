@@ -69,7 +69,7 @@ describe('Redis Cluster, sharded pub/sub', () => {
     for (let i = 0; i < N; i++) {
       nodes.forEach((b, n) => {
         for (const t of topics) {
-          sent.push(new Promise((resolve, reject) => b.publish(t, TopicMessage.from(`${t}:${n}:${i}`), undefined, (e) => (e === null ? resolve() : reject(e)))));
+          sent.push(new Promise((resolve, reject) => b.publish(t, TopicMessage.from(t, `${t}:${n}:${i}`), undefined, (e) => (e === null ? resolve() : reject(e)))));
         }
       });
     }

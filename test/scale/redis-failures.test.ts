@@ -46,7 +46,7 @@ describe('Redis stops and restarts mid-stream', () => {
     let seq = 0;
     let failed = 0;
     const timer = setInterval(() => {
-      b.publish('t', TopicMessage.from(String(seq++)), undefined, (err) => {
+      b.publish('t', TopicMessage.from('t', String(seq++)), undefined, (err) => {
         if (err !== null) failed++;
       });
     }, 5);
@@ -61,12 +61,12 @@ describe('Redis stops and restarts mid-stream', () => {
 
     // Local delivery is untouched.
     const before = sb.got.length;
-    assert.equal(b.publish('t', TopicMessage.from('local')), 1);
+    assert.equal(b.publish('t', TopicMessage.from('t', 'local')), 1);
     assert.equal(sb.got.length, before + 1);
 
     // Nothing queues while Redis is away: a burst fails at once, every callback is called.
     const burst = await Promise.all(
-      Array.from({ length: 10_000 }, () => new Promise<Error | null>((resolve) => b.publish('t', TopicMessage.from('x'), undefined, resolve))),
+      Array.from({ length: 10_000 }, () => new Promise<Error | null>((resolve) => b.publish('t', TopicMessage.from('t', 'x'), undefined, resolve))),
     );
     assert.ok(burst.every((e) => e instanceof Error));
 
@@ -79,7 +79,7 @@ describe('Redis stops and restarts mid-stream', () => {
     await waitFor('the stream at a again', () => sa.got.some((m) => Number(m) > resumedFrom), 30_000);
     await waitFor('both channels resubscribed', async () => (await pubsubChannels(redis, 'f:*')).join() === 'f:late,f:t', 30_000);
     clearInterval(timer);
-    await new Promise<void>((resolve, reject) => b.publish('late', TopicMessage.from('welcome'), undefined, (e) => (e === null ? resolve() : reject(e))));
+    await new Promise<void>((resolve, reject) => b.publish('late', TopicMessage.from('late', 'welcome'), undefined, (e) => (e === null ? resolve() : reject(e))));
     await waitFor('the late topic at a', () => late.got.includes('welcome'));
 
     // Exactly once and in order on both sides of the outage.
@@ -101,7 +101,7 @@ describe('production Redis: credentials', () => {
     const s = new Sink();
     a.subscribe('room', s);
     await waitFor('subscribed', async () => (await pubsubChannels(redis, 'chat:*')).length === 1);
-    b.publish('room', TopicMessage.from('hi'));
+    b.publish('room', TopicMessage.from('room', 'hi'));
     await waitFor('delivered', () => s.got.includes('hi'));
 
     // The ACL user may not use another prefix's channels: the failure is reported, not thrown.
@@ -109,7 +109,7 @@ describe('production Redis: credentials', () => {
     const other = new RedisBroker({ url, prefix: 'other', onError: (e) => errors.push(e) });
     cleanups.push(() => other.close());
     await other.ready();
-    const err = await new Promise<Error | null>((resolve) => other.publish('room', TopicMessage.from('x'), undefined, resolve));
+    const err = await new Promise<Error | null>((resolve) => other.publish('room', TopicMessage.from('room', 'x'), undefined, resolve));
     assert.match(String(err?.message), /NOPERM/);
 
     const wrong: Error[] = [];
@@ -132,7 +132,7 @@ describe('production Redis: TLS', () => {
     const s = new Sink();
     a.subscribe('secure', s);
     await waitFor('subscribed', async () => (await pubsubChannels(redis, 'tls:*')).length === 1);
-    b.publish('secure', TopicMessage.from('over tls'));
+    b.publish('secure', TopicMessage.from('secure', 'over tls'));
     await waitFor('delivered', () => s.got.includes('over tls'));
 
     // An untrusted certificate is an error reported to onError, not a crash.
