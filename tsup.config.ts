@@ -3,7 +3,9 @@ import { defineConfig } from 'tsup';
 export default defineConfig([
   {
     // The library: ESM and CommonJS side by side, with bundled type declarations.
-    entry: { index: 'src/index.ts' },
+    // fullduplex/redis is an entry of its own so that only it loads the
+    // optional peer dependency @redis/client (external: a peer dependency).
+    entry: { index: 'src/index.ts', 'redis/index': 'src/redis/index.ts' },
     format: ['esm', 'cjs'],
     dts: true,
     target: 'node20',

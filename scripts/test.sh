@@ -9,9 +9,13 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.j
   npm ci --no-audit --no-fund
 fi
 
-# Debian packages for the interop peers (we are root on CI machines).
+# Debian packages for the interop peers and the scale tests (we are root on CI
+# machines): redis-server (redis-server), redis-cli (redis-tools), nginx (nginx).
 apt_pkgs=()
 if ! /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1; then apt_pkgs+=(python3 python3-websockets); fi
+if ! command -v redis-server >/dev/null 2>&1; then apt_pkgs+=(redis-server); fi
+if ! command -v redis-cli >/dev/null 2>&1; then apt_pkgs+=(redis-tools); fi
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then apt_pkgs+=(nginx); fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "test.sh: installing Debian packages: ${apt_pkgs[*]}"
   if [ "$(id -u)" = 0 ]; then
@@ -26,6 +30,6 @@ npm run build
 npx tsc --noEmit -p tsconfig.json
 
 shopt -s nullglob globstar
-files=(test/protocol/**/*.test.ts test/node/**/*.test.ts test/interop/**/*.test.ts)
+files=(test/protocol/**/*.test.ts test/node/**/*.test.ts test/interop/**/*.test.ts test/scale/**/*.test.ts)
 if [ "$#" -gt 0 ]; then files=("$@"); fi
 exec node --import tsx --test --test-concurrency=2 --test-timeout=60000 "${files[@]}"

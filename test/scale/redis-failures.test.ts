@@ -1,0 +1,145 @@
+/**
+ * RedisBroker when Redis goes away and comes back, and against a Redis that
+ * wants credentials: local delivery goes on, cross-node publishes fail
+ * visibly (callback, onError, diagnostics channel) without queueing, the
+ * broker reconnects, re-subscribes and cross-node delivery resumes.
+ */
+import assert from 'node:assert/strict';
+import { subscribe, unsubscribe } from 'node:diagnostics_channel';
+import { after, describe, it } from 'node:test';
+import { TopicMessage } from '../../src/pubsub/message.js';
+import { type BrokerErrorEvent, RedisBroker } from '../../src/redis/index.js';
+import { TLS_CERT, TLS_KEY } from '../helpers/client-tls.js';
+import { waitFor } from '../helpers/processes.js';
+import { Sink, pubsubChannels, startRedis } from '../helpers/redis.js';
+
+const cleanups: (() => Promise<void>)[] = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+describe('Redis stops and restarts mid-stream', () => {
+  it('local delivery continues, publishes fail at once, then the broker resubscribes and delivery resumes', async () => {
+    const redis = await startRedis();
+    cleanups.push(() => redis.cleanup());
+    const errorsA: Error[] = [];
+    const errorsB: Error[] = [];
+    const a = new RedisBroker({ url: redis.url, prefix: 'f', onError: (e) => errorsA.push(e) });
+    const b = new RedisBroker({ url: redis.url, prefix: 'f', onError: (e) => errorsB.push(e) });
+    cleanups.push(() => a.close(), () => b.close());
+    await Promise.all([a.ready(), b.ready()]);
+    const events: BrokerErrorEvent[] = [];
+    const onEvent = (e: unknown): void => {
+      events.push(e as BrokerErrorEvent);
+    };
+    subscribe('fullduplex:broker:error', onEvent);
+    cleanups.push(async () => {
+      unsubscribe('fullduplex:broker:error', onEvent);
+    });
+
+    const [sa, sb] = [new Sink(), new Sink()];
+    a.subscribe('t', sa);
+    b.subscribe('t', sb);
+    await waitFor('a subscribed', async () => (await pubsubChannels(redis, 'f:*')).length === 1);
+
+    // b publishes a numbered stream every 5 ms; callbacks record failures.
+    let seq = 0;
+    let failed = 0;
+    const timer = setInterval(() => {
+      b.publish('t', TopicMessage.from('t', String(seq++)), undefined, (err) => {
+        if (err !== null) failed++;
+      });
+    }, 5);
+    cleanups.push(async () => clearInterval(timer));
+    await waitFor('the stream at a', () => sa.got.length >= 20);
+
+    await redis.kill();
+    await waitFor('publish callbacks with errors', () => failed >= 5);
+    assert.ok(errorsB.length > 0, 'onError heard of the lost connection');
+    assert.ok(events.some((e) => e.broker === b && e.operation === 'publish' && e.topic === 't'), 'diagnostics event for a failed publish');
+    assert.ok(events.some((e) => e.operation === 'connection'), 'diagnostics event for the connection');
+
+    // Local delivery is untouched.
+    const before = sb.got.length;
+    assert.equal(b.publish('t', TopicMessage.from('t', 'local')), 1);
+    assert.equal(sb.got.length, before + 1);
+
+    // Nothing queues while Redis is away: a burst fails at once, every callback is called.
+    const burst = await Promise.all(
+      Array.from({ length: 10_000 }, () => new Promise<Error | null>((resolve) => b.publish('t', TopicMessage.from('t', 'x'), undefined, resolve))),
+    );
+    assert.ok(burst.every((e) => e instanceof Error));
+
+    // A topic subscribed during the outage is subscribed once Redis is back.
+    const late = new Sink();
+    a.subscribe('late', late);
+
+    await redis.restart();
+    const resumedFrom = seq;
+    await waitFor('the stream at a again', () => sa.got.some((m) => Number(m) > resumedFrom), 30_000);
+    await waitFor('both channels resubscribed', async () => (await pubsubChannels(redis, 'f:*')).join() === 'f:late,f:t', 30_000);
+    clearInterval(timer);
+    await new Promise<void>((resolve, reject) => b.publish('late', TopicMessage.from('late', 'welcome'), undefined, (e) => (e === null ? resolve() : reject(e))));
+    await waitFor('the late topic at a', () => late.got.includes('welcome'));
+
+    // Exactly once and in order on both sides of the outage.
+    const nums = sa.got.map(Number);
+    assert.ok(nums.every((n, i) => i === 0 || n > (nums[i - 1] as number)), 'increasing, no duplicates');
+  });
+});
+
+describe('production Redis: credentials', () => {
+  it('an ACL user with a password, limited to its prefix, carries topics; a wrong password is reported', async () => {
+    const redis = await startRedis({ password: 'admin-secret' });
+    cleanups.push(() => redis.cleanup());
+    await redis.cli(['ACL', 'SETUSER', 'chat', 'on', '>chat-secret', 'resetchannels', '&chat:*', '+@all', '~*']);
+    const url = `redis://chat:chat-secret@127.0.0.1:${redis.port}`;
+    const a = new RedisBroker({ url, prefix: 'chat', onError: () => {} });
+    const b = new RedisBroker({ url: redis.url, username: 'chat', password: 'chat-secret', prefix: 'chat', onError: () => {} });
+    cleanups.push(() => a.close(), () => b.close());
+    await Promise.all([a.ready(), b.ready()]);
+    const s = new Sink();
+    a.subscribe('room', s);
+    await waitFor('subscribed', async () => (await pubsubChannels(redis, 'chat:*')).length === 1);
+    b.publish('room', TopicMessage.from('room', 'hi'));
+    await waitFor('delivered', () => s.got.includes('hi'));
+
+    // The ACL user may not use another prefix's channels: the failure is reported, not thrown.
+    const errors: Error[] = [];
+    const other = new RedisBroker({ url, prefix: 'other', onError: (e) => errors.push(e) });
+    cleanups.push(() => other.close());
+    await other.ready();
+    const err = await new Promise<Error | null>((resolve) => other.publish('room', TopicMessage.from('room', 'x'), undefined, resolve));
+    assert.match(String(err?.message), /NOPERM/);
+
+    const wrong: Error[] = [];
+    const bad = new RedisBroker({ url: redis.url, username: 'chat', password: 'nope', prefix: 'chat', onError: (e) => wrong.push(e) });
+    cleanups.push(() => bad.close());
+    await waitFor('the authentication error', () => wrong.length > 0);
+    assert.match(String(wrong[0]?.message), /WRONGPASS|invalid username-password/i);
+  });
+});
+
+describe('production Redis: TLS', () => {
+  it('rediss:// with the server certificate as CA carries topics between brokers', async () => {
+    const redis = await startRedis({ tls: { cert: TLS_CERT, key: TLS_KEY } });
+    cleanups.push(() => redis.cleanup());
+    assert.match(redis.url, /^rediss:/);
+    const a = new RedisBroker({ url: redis.url, tls: { ca: TLS_CERT }, prefix: 'tls', onError: () => {} });
+    const b = new RedisBroker({ url: redis.url, tls: { ca: TLS_CERT }, prefix: 'tls', onError: () => {} });
+    cleanups.push(() => a.close(), () => b.close());
+    await Promise.all([a.ready(), b.ready()]);
+    const s = new Sink();
+    a.subscribe('secure', s);
+    await waitFor('subscribed', async () => (await pubsubChannels(redis, 'tls:*')).length === 1);
+    b.publish('secure', TopicMessage.from('secure', 'over tls'));
+    await waitFor('delivered', () => s.got.includes('over tls'));
+
+    // An untrusted certificate is an error reported to onError, not a crash.
+    const errors: Error[] = [];
+    const untrusting = new RedisBroker({ url: redis.url, prefix: 'tls', onError: (e) => errors.push(e) });
+    cleanups.push(() => untrusting.close());
+    await waitFor('the certificate error', () => errors.length > 0);
+    assert.match(String(errors[0]?.message), /certificate/i);
+  });
+});
