@@ -32,4 +32,4 @@ npx tsc --noEmit -p tsconfig.json
 shopt -s nullglob globstar
 files=(test/protocol/**/*.test.ts test/node/**/*.test.ts test/interop/**/*.test.ts test/scale/**/*.test.ts)
 if [ "$#" -gt 0 ]; then files=("$@"); fi
-exec node --import tsx --test --test-concurrency=2 --test-timeout=60000 "${files[@]}"
+exec node --import tsx --test --test-concurrency=2 --test-timeout=180000 "${files[@]}"
