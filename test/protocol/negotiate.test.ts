@@ -250,6 +250,20 @@ describe('serverCodecFor: the codec for extensions another transport agreed (RFC
       assert.ok(serverCodecFor(bad, {}, MAX) instanceof Error, `"${bad}" should be refused`);
     }
   });
+
+  it('returns an Error for permessage-deflate parameters no negotiation could have agreed (RFC 7692 §7.1)', () => {
+    // Each of these parses, but would leave a codec that throws on the first
+    // compressed send (window 20) or silently ignores what was agreed.
+    for (const bad of [
+      'permessage-deflate; server_max_window_bits=20',
+      'permessage-deflate; server_max_window_bits=abc',
+      'permessage-deflate; server_no_context_takeover=1',
+      'permessage-deflate; x_unknown',
+    ]) {
+      const r = serverCodecFor(bad, {}, MAX);
+      assert.ok(r instanceof Error, `"${bad}" should be refused, got ${r === null ? 'null' : 'a codec'}`);
+    }
+  });
 });
 
 describe('RFC 6455 §4.1, WHATWG WebSockets § 2.2: clientRequestHeaders', () => {
