@@ -1,0 +1,243 @@
+/**
+ * Read-side flow control (issue 10): a peer that keeps sending but never
+ * reads what the server writes back must not grow the server's memory
+ * without bound. The server stops reading from it while its buffered output
+ * is over `maxBackpressure`, and resumes once that output drains; nothing is
+ * lost or reordered on the way.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Socket } from 'node:net';
+import { WebSocketServer, type ServerWebSocket } from '../../src/index.js';
+import { LOOPBACK, rawOpen, until, withTimeout, type RawFrame } from '../helpers/raw-client.js';
+import { scopeFor } from '../helpers/server-harness.js';
+
+const MIB = 1024 * 1024;
+const MESSAGES = 200;
+const MAX_BACKPRESSURE = 4 * MIB;
+/** A 1 MiB binary frame from the server: FIN|binary, 127, an 8-byte length. */
+const ECHO_FRAME = MIB + 10;
+const MASK = [0x37, 0xfa, 0x21, 0x3d] as const;
+
+/** Message `seq`: 1 MiB whose first four bytes are `seq` and the rest a fill that depends on it. */
+function numbered(seq: number): Buffer {
+  const b = Buffer.alloc(MIB, (seq * 7 + 1) & 0xff);
+  b.writeUInt32BE(seq, 0);
+  return b;
+}
+
+/**
+ * Message `seq` as a client's masked binary frame (RFC 6455 §5.3), built
+ * without a byte loop: the masked fill is a 4-byte repeating pattern.
+ */
+function maskedFrame(seq: number): Buffer {
+  const fill = (seq * 7 + 1) & 0xff;
+  const frame = Buffer.allocUnsafe(14 + MIB);
+  frame[0] = 0x82;
+  frame[1] = 0x80 | 127;
+  frame.writeBigUInt64BE(BigInt(MIB), 2);
+  frame.set(MASK, 10);
+  frame.fill(Buffer.from(MASK.map((k) => k ^ fill)), 14);
+  const head = Buffer.alloc(4);
+  head.writeUInt32BE(seq, 0);
+  for (let i = 0; i < 4; i++) frame[14 + i] = (head[i] ?? 0) ^ (MASK[i] ?? 0);
+  return frame;
+}
+
+/**
+ * Reads the server's (unmasked) frames from a socket in linear time: chunks
+ * are kept as they came and each frame's bytes are copied out once.
+ */
+class FrameReader {
+  private chunks: Buffer[] = [];
+  private length = 0;
+  private wake: (() => void) | null = null;
+  private ended = false;
+
+  constructor(socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk);
+      this.length += chunk.length;
+      this.notify();
+    });
+    socket.on('close', () => {
+      this.ended = true;
+      this.notify();
+    });
+  }
+
+  get buffered(): number {
+    return this.length;
+  }
+
+  private notify(): void {
+    const w = this.wake;
+    this.wake = null;
+    w?.();
+  }
+
+  /** The next `n` bytes, removed (one copy at most). */
+  private take(n: number): Buffer {
+    const first = this.chunks[0];
+    let out: Buffer;
+    if (first !== undefined && first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      let at = 0;
+      while (at < n) {
+        const c = this.chunks[0];
+        if (c === undefined) throw new Error('FrameReader: not enough bytes');
+        const k = Math.min(c.length, n - at);
+        c.copy(out, at, 0, k);
+        at += k;
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
+    }
+    this.length -= n;
+    return out;
+  }
+
+  /** The first min(n, buffered) bytes, not removed. */
+  private peek(n: number): Buffer {
+    const parts: Buffer[] = [];
+    let got = 0;
+    for (const c of this.chunks) {
+      if (got >= n) break;
+      parts.push(c.subarray(0, n - got));
+      got += Math.min(c.length, n - got);
+    }
+    return Buffer.concat(parts);
+  }
+
+  /** Total size of the frame at the front, once its header is there. */
+  private frameSize(): number | undefined {
+    const h = this.peek(10);
+    if (h.length < 2) return undefined;
+    const len7 = (h[1] ?? 0) & 0x7f;
+    if (len7 < 126) return 2 + len7;
+    if (len7 === 126) return h.length < 4 ? undefined : 4 + h.readUInt16BE(2);
+    return h.length < 10 ? undefined : 10 + Number(h.readBigUInt64BE(2));
+  }
+
+  async next(ms: number): Promise<RawFrame> {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const size = this.frameSize();
+      if (size !== undefined && this.length >= size) {
+        const bytes = this.take(size);
+        const b1 = bytes[1] ?? 0;
+        const len7 = b1 & 0x7f;
+        const headerLength = len7 < 126 ? 2 : len7 === 126 ? 4 : 10;
+        const b0 = bytes[0] ?? 0;
+        return { fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f, masked: (b1 & 0x80) !== 0, payload: bytes.subarray(headerLength) };
+      }
+      if (this.ended) throw new Error(`the connection closed with ${this.length} bytes unread`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for a frame; ${this.length} bytes unread`);
+      await withTimeout(new Promise<void>((resolve) => (this.wake = resolve)), left, 'a frame').catch((err: unknown) => {
+        this.wake = null;
+        throw err;
+      });
+    }
+  }
+}
+
+describe('read-side flow control: a peer that sends but never reads', () => {
+  it(`echo of ${MESSAGES} × 1 MiB: the server stops reading while the peer does not, then everything arrives intact and in order`, { timeout: 180_000 }, async (t) => {
+    const s = scopeFor(t);
+    let server: ServerWebSocket | null = null;
+    let received = 0;
+    let outOfOrder = -1;
+    const wss = s.server(
+      new WebSocketServer({
+        maxBackpressure: MAX_BACKPRESSURE,
+        handler: {
+          open: (ws) => void (server = ws),
+          message: (ws, data, isBinary) => {
+            if (!isBinary || data.length !== MIB || data.readUInt32BE(0) !== received) outOfOrder = received;
+            received++;
+            ws.send(data);
+          },
+        },
+      }),
+    );
+    const { port } = await wss.listen(0, LOOPBACK);
+    const { peer } = await rawOpen(port);
+    s.peer(peer);
+    const socket = peer.socket;
+    // Take the socket over from RawPeer (whose reader copies the whole backlog on every chunk).
+    socket.removeAllListeners('data');
+    const reader = new FrameReader(socket);
+    socket.pause();
+    await until('the server connection', () => server !== null);
+    const ws = server as ServerWebSocket | null;
+    assert.ok(ws !== null);
+
+    // The writer honours its own socket's backpressure, so the test process
+    // holds at most a frame or two of the peer's output.
+    let written = 0;
+    let stalled = false;
+    const writer = (async () => {
+      for (let i = 0; i < MESSAGES && !socket.destroyed; i++) {
+        if (!socket.write(maskedFrame(i))) {
+          stalled = true;
+          await new Promise<void>((resolve) => {
+            socket.once('drain', resolve);
+            socket.once('close', resolve);
+          });
+          stalled = false;
+        }
+        written++;
+      }
+    })();
+
+    // Phase 1: the peer reads nothing. Wait until the server has stopped
+    // taking messages (no progress for a while, the writer blocked).
+    let maxBuffered = 0;
+    let last = -1;
+    let quietSince = Date.now();
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline) {
+      maxBuffered = Math.max(maxBuffered, ws.bufferedAmount);
+      if (received !== last) {
+        last = received;
+        quietSince = Date.now();
+      } else if (stalled && Date.now() - quietSince > 750) {
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    assert.ok(stalled, `the writer never blocked (wrote ${written}, server received ${received})`);
+    assert.ok(received < MESSAGES, `the server read all ${MESSAGES} messages from a peer that reads nothing`);
+    assert.ok(maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${maxBuffered} bytes for the peer (limit ${MAX_BACKPRESSURE} + one message)`);
+    assert.equal(reader.buffered, 0, 'the peer has read nothing so far');
+
+    // Phase 2: the peer reads. Every echo arrives, in order, intact, while
+    // the writer finishes sending.
+    socket.resume();
+    for (let i = 0; i < MESSAGES; i++) {
+      const f = await reader.next(60_000);
+      assert.equal(f.opcode, 0x2, `echo ${i}: opcode`);
+      assert.equal(f.masked, false);
+      assert.equal(f.payload.length, MIB, `echo ${i}: length`);
+      assert.equal(f.payload.readUInt32BE(0), i, `echo ${i} out of order`);
+      assert.ok(f.payload.equals(numbered(i)), `echo ${i}: payload differs`);
+      maxBuffered = Math.max(maxBuffered, ws.bufferedAmount);
+    }
+    await withTimeout(writer, 10_000, 'the writer to finish');
+    assert.equal(written, MESSAGES);
+    assert.equal(received, MESSAGES, 'the server received every message once the peer read');
+    assert.equal(outOfOrder, -1, `message ${outOfOrder} reached the handler out of order or altered`);
+    assert.ok(maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${maxBuffered} bytes (limit ${MAX_BACKPRESSURE} + one message)`);
+
+    // The connection is still sound: a closing handshake completes.
+    await peer.sendClose(1000, 'done');
+    const close = await reader.next(10_000);
+    assert.equal(close.opcode, 0x8);
+    assert.equal(close.payload.readUInt16BE(0), 1000);
+  });
+});
