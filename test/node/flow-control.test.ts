@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { WebSocketServer, type ServerWebSocket } from '../../src/index.js';
 import { LOOPBACK, rawOpen, until, withTimeout, type RawFrame } from '../helpers/raw-client.js';
+import { ByteQueue } from '../helpers/byte-queue.js';
 import { scopeFor } from '../helpers/server-harness.js';
 
 const MIB = 1024 * 1024;
@@ -49,15 +50,13 @@ function maskedFrame(seq: number): Buffer {
  * are kept as they came and each frame's bytes are copied out once.
  */
 class FrameReader {
-  private chunks: Buffer[] = [];
-  private length = 0;
+  private readonly queue = new ByteQueue();
   private wake: (() => void) | null = null;
   private ended = false;
 
   constructor(socket: Socket) {
     socket.on('data', (chunk: Buffer) => {
-      this.chunks.push(chunk);
-      this.length += chunk.length;
+      this.queue.push(chunk);
       this.notify();
     });
     socket.on('close', () => {
@@ -67,7 +66,7 @@ class FrameReader {
   }
 
   get buffered(): number {
-    return this.length;
+    return this.queue.length;
   }
 
   private notify(): void {
@@ -76,46 +75,9 @@ class FrameReader {
     w?.();
   }
 
-  /** The next `n` bytes, removed (one copy at most). */
-  private take(n: number): Buffer {
-    const first = this.chunks[0];
-    let out: Buffer;
-    if (first !== undefined && first.length >= n) {
-      out = first.subarray(0, n);
-      if (first.length === n) this.chunks.shift();
-      else this.chunks[0] = first.subarray(n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let at = 0;
-      while (at < n) {
-        const c = this.chunks[0];
-        if (c === undefined) throw new Error('FrameReader: not enough bytes');
-        const k = Math.min(c.length, n - at);
-        c.copy(out, at, 0, k);
-        at += k;
-        if (k === c.length) this.chunks.shift();
-        else this.chunks[0] = c.subarray(k);
-      }
-    }
-    this.length -= n;
-    return out;
-  }
-
-  /** The first min(n, buffered) bytes, not removed. */
-  private peek(n: number): Buffer {
-    const parts: Buffer[] = [];
-    let got = 0;
-    for (const c of this.chunks) {
-      if (got >= n) break;
-      parts.push(c.subarray(0, n - got));
-      got += Math.min(c.length, n - got);
-    }
-    return Buffer.concat(parts);
-  }
-
   /** Total size of the frame at the front, once its header is there. */
   private frameSize(): number | undefined {
-    const h = this.peek(10);
+    const h = this.queue.peek(10);
     if (h.length < 2) return undefined;
     const len7 = (h[1] ?? 0) & 0x7f;
     if (len7 < 126) return 2 + len7;
@@ -127,17 +89,17 @@ class FrameReader {
     const deadline = Date.now() + ms;
     for (;;) {
       const size = this.frameSize();
-      if (size !== undefined && this.length >= size) {
-        const bytes = this.take(size);
+      if (size !== undefined && this.queue.length >= size) {
+        const bytes = this.queue.take(size);
         const b1 = bytes[1] ?? 0;
         const len7 = b1 & 0x7f;
         const headerLength = len7 < 126 ? 2 : len7 === 126 ? 4 : 10;
         const b0 = bytes[0] ?? 0;
         return { fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f, masked: (b1 & 0x80) !== 0, payload: bytes.subarray(headerLength) };
       }
-      if (this.ended) throw new Error(`the connection closed with ${this.length} bytes unread`);
+      if (this.ended) throw new Error(`the connection closed with ${this.queue.length} bytes unread`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for a frame; ${this.length} bytes unread`);
+      if (left <= 0) throw new Error(`timed out waiting for a frame; ${this.queue.length} bytes unread`);
       await withTimeout(new Promise<void>((resolve) => (this.wake = resolve)), left, 'a frame').catch((err: unknown) => {
         this.wake = null;
         throw err;
