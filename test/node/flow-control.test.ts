@@ -7,11 +7,10 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Socket } from 'node:net';
 import { WebSocketServer, type ServerWebSocket } from '../../src/index.js';
-import { LOOPBACK, rawOpen, until, withTimeout, type RawFrame } from '../helpers/raw-client.js';
-import { ByteQueue } from '../helpers/byte-queue.js';
+import { LOOPBACK, rawOpen, until, withTimeout } from '../helpers/raw-client.js';
 import { scopeFor } from '../helpers/server-harness.js';
+import { StreamPeer } from '../helpers/stream-peer.js';
 
 const MIB = 1024 * 1024;
 const MESSAGES = 200;
@@ -45,69 +44,6 @@ function maskedFrame(seq: number): Buffer {
   return frame;
 }
 
-/**
- * Reads the server's (unmasked) frames from a socket in linear time: chunks
- * are kept as they came and each frame's bytes are copied out once.
- */
-class FrameReader {
-  private readonly queue = new ByteQueue();
-  private wake: (() => void) | null = null;
-  private ended = false;
-
-  constructor(socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.queue.push(chunk);
-      this.notify();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.notify();
-    });
-  }
-
-  get buffered(): number {
-    return this.queue.length;
-  }
-
-  private notify(): void {
-    const w = this.wake;
-    this.wake = null;
-    w?.();
-  }
-
-  /** Total size of the frame at the front, once its header is there. */
-  private frameSize(): number | undefined {
-    const h = this.queue.peek(10);
-    if (h.length < 2) return undefined;
-    const len7 = (h[1] ?? 0) & 0x7f;
-    if (len7 < 126) return 2 + len7;
-    if (len7 === 126) return h.length < 4 ? undefined : 4 + h.readUInt16BE(2);
-    return h.length < 10 ? undefined : 10 + Number(h.readBigUInt64BE(2));
-  }
-
-  async next(ms: number): Promise<RawFrame> {
-    const deadline = Date.now() + ms;
-    for (;;) {
-      const size = this.frameSize();
-      if (size !== undefined && this.queue.length >= size) {
-        const bytes = this.queue.take(size);
-        const b1 = bytes[1] ?? 0;
-        const len7 = b1 & 0x7f;
-        const headerLength = len7 < 126 ? 2 : len7 === 126 ? 4 : 10;
-        const b0 = bytes[0] ?? 0;
-        return { fin: (b0 & 0x80) !== 0, rsv: (b0 >> 4) & 7, opcode: b0 & 0x0f, masked: (b1 & 0x80) !== 0, payload: bytes.subarray(headerLength) };
-      }
-      if (this.ended) throw new Error(`the connection closed with ${this.queue.length} bytes unread`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for a frame; ${this.queue.length} bytes unread`);
-      await withTimeout(new Promise<void>((resolve) => (this.wake = resolve)), left, 'a frame').catch((err: unknown) => {
-        this.wake = null;
-        throw err;
-      });
-    }
-  }
-}
-
 describe('read-side flow control: a peer that sends but never reads', () => {
   it(`echo of ${MESSAGES} × 1 MiB: the server stops reading while the peer does not, then everything arrives intact and in order`, { timeout: 180_000 }, async (t) => {
     const s = scopeFor(t);
@@ -133,7 +69,7 @@ describe('read-side flow control: a peer that sends but never reads', () => {
     const socket = peer.socket;
     // Take the socket over from RawPeer (whose reader copies the whole backlog on every chunk).
     socket.removeAllListeners('data');
-    const reader = new FrameReader(socket);
+    const reader = new StreamPeer(socket, socket);
     socket.pause();
     await until('the server connection', () => server !== null);
     const ws = server as ServerWebSocket | null;
@@ -182,7 +118,7 @@ describe('read-side flow control: a peer that sends but never reads', () => {
     // the writer finishes sending.
     socket.resume();
     for (let i = 0; i < MESSAGES; i++) {
-      const f = await reader.next(60_000);
+      const f = await reader.readFrame(60_000);
       assert.equal(f.opcode, 0x2, `echo ${i}: opcode`);
       assert.equal(f.masked, false);
       assert.equal(f.payload.length, MIB, `echo ${i}: length`);
@@ -197,8 +133,8 @@ describe('read-side flow control: a peer that sends but never reads', () => {
     assert.ok(maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${maxBuffered} bytes (limit ${MAX_BACKPRESSURE} + one message)`);
 
     // The connection is still sound: a closing handshake completes.
-    await peer.sendClose(1000, 'done');
-    const close = await reader.next(10_000);
+    reader.sendClose(1000, 'done');
+    const close = await reader.readFrame(10_000);
     assert.equal(close.opcode, 0x8);
     assert.equal(close.payload.readUInt16BE(0), 1000);
   });
