@@ -559,6 +559,34 @@ describe('slow consumers: maxBackpressure', () => {
     assert.equal(wss.subscriberCount('t'), 1);
   });
 
+  it('a message larger than maxBackpressure still reaches a subscriber with nothing buffered (it is not a slow consumer)', async (t) => {
+    const LIMIT = 64 * 1024;
+    const dropped: ServerWebSocket[] = [];
+    const { s, port, log, wss } = await listening(
+      t,
+      { maxBackpressure: LIMIT },
+      { open: (ws) => void ws.subscribe('t'), dropped: (ws) => dropped.push(ws) },
+    );
+    const [idle] = await rawPeers(s, port, log, 1);
+    assert.ok(idle);
+    assert.equal(idle.ws.bufferedAmount, 0);
+    const big = numbered(1, 100 * 1024);
+    assert.equal(wss.publish('t', big), 1, 'an idle subscriber takes it');
+    assert.deepEqual(dropped, []);
+    await expectFrame(idle.peer, BINARY, big);
+  });
+
+  it('with closeOnBackpressureLimit, one large message does not close an idle subscriber', async (t) => {
+    const LIMIT = 64 * 1024;
+    const { s, port, log, wss } = await listening(t, { maxBackpressure: LIMIT, closeOnBackpressureLimit: true }, { open: (ws) => void ws.subscribe('t') });
+    const [idle] = await rawPeers(s, port, log, 1);
+    assert.ok(idle);
+    const big = numbered(2, 100 * 1024);
+    wss.publish('t', big);
+    assert.equal(idle.ws.readyState, 1, 'still open');
+    await expectFrame(idle.peer, BINARY, big);
+  });
+
   it('server memory stays bounded: 200 non-reading subscribers, a publisher that keeps going', async (t) => {
     // Over Unix domain sockets: loopback TCP would let the kernel absorb about
     // 4 MiB per non-reading peer (800 MiB for 200) before the server buffers
