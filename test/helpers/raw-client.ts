@@ -130,10 +130,7 @@ export class RawPeer {
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.received.push(chunk);
-      this.notify();
-    });
+    socket.on('data', this.onData);
     socket.on('end', () => {
       this.ended = true;
       this.notify();
@@ -166,6 +163,22 @@ export class RawPeer {
       socket.destroy();
       throw err;
     });
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.received.push(chunk);
+    this.notify();
+  };
+
+  /**
+   * Stops reading for this peer and returns the bytes received and not yet
+   * read, for a test that reads the socket itself from here on.
+   */
+  release(): Buffer {
+    this.socket.off('data', this.onData);
+    const rest = this.received.joined;
+    this.received.consume(rest.length);
+    return rest;
   }
 
   /** Number of received bytes not yet read. */

@@ -28,10 +28,13 @@ export class StreamPeer {
   /** The stream from the server ended (or closed). */
   ended = false;
 
+  /** `head`: bytes of `input` already received by someone else, read first. */
   constructor(
     private readonly output: Writable,
     input: Readable,
+    head?: Buffer,
   ) {
+    if (head !== undefined) this.queue.push(head);
     input.on('data', (chunk: Buffer) => {
       this.queue.push(chunk);
       this.notify();

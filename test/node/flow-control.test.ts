@@ -5,7 +5,7 @@
  * is over `maxBackpressure`, and resumes once that output drains; nothing is
  * lost or reordered on the way.
  */
-import { describe, it } from 'node:test';
+import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketServer, type ServerWebSocket } from '../../src/index.js';
 import { LOOPBACK, rawOpen, until, withTimeout } from '../helpers/raw-client.js';
@@ -18,6 +18,8 @@ const MAX_BACKPRESSURE = 4 * MIB;
 /** A 1 MiB binary frame from the server: FIN|binary, 127, an 8-byte length. */
 const ECHO_FRAME = MIB + 10;
 const MASK = [0x37, 0xfa, 0x21, 0x3d] as const;
+/** Sequence numbers of the open handler's own messages, apart from the echoes'. */
+const GREETING = 1_000_000;
 
 /** Message `seq`: 1 MiB whose first four bytes are `seq` and the rest a fill that depends on it. */
 function numbered(seq: number): Buffer {
@@ -44,98 +46,129 @@ function maskedFrame(seq: number): Buffer {
   return frame;
 }
 
-describe('read-side flow control: a peer that sends but never reads', () => {
-  it(`echo of ${MESSAGES} × 1 MiB: the server stops reading while the peer does not, then everything arrives intact and in order`, { timeout: 180_000 }, async (t) => {
-    const s = scopeFor(t);
-    let server: ServerWebSocket | null = null;
-    let received = 0;
-    let outOfOrder = -1;
-    const wss = s.server(
-      new WebSocketServer({
-        maxBackpressure: MAX_BACKPRESSURE,
-        handler: {
-          open: (ws) => void (server = ws),
-          message: (ws, data, isBinary) => {
-            if (!isBinary || data.length !== MIB || data.readUInt32BE(0) !== received) outOfOrder = received;
-            received++;
-            ws.send(data);
-          },
+interface Phase1 {
+  /** Messages the server's handler received while the peer read nothing. */
+  received: number;
+  /** Frames the peer had handed to its socket. */
+  written: number;
+  /** Whether the peer's writes were blocked (the server stopped reading). */
+  stalled: boolean;
+  /** The most the server buffered for the peer. */
+  maxBuffered: number;
+  /** The peer reads from now on; resolves once every frame arrived as it should. */
+  finish(): Promise<void>;
+}
+
+/**
+ * An echo server and a raw TCP peer that sends `messages` × 1 MiB and reads
+ * nothing (after the open handler sent `greeting` × 1 MiB of its own), run
+ * until the server stops taking messages or a minute passes.
+ */
+async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greeting = 0): Promise<Phase1> {
+  const s = scopeFor(t);
+  let server: ServerWebSocket | null = null;
+  let received = 0;
+  let outOfOrder = -1;
+  const wss = s.server(
+    new WebSocketServer({
+      maxBackpressure: MAX_BACKPRESSURE,
+      handler: {
+        open: (ws) => {
+          server = ws;
+          for (let k = 0; k < greeting; k++) ws.send(numbered(GREETING + k));
         },
-      }),
-    );
-    const { port } = await wss.listen(0, LOOPBACK);
-    const { peer } = await rawOpen(port);
-    s.peer(peer);
-    const socket = peer.socket;
-    // Take the socket over from RawPeer (whose reader copies the whole backlog on every chunk).
-    socket.removeAllListeners('data');
-    const reader = new StreamPeer(socket, socket);
-    socket.pause();
-    await until('the server connection', () => server !== null);
-    const ws = server as ServerWebSocket | null;
-    assert.ok(ws !== null);
+        message: (ws, data, isBinary) => {
+          if (!isBinary || data.length !== MIB || data.readUInt32BE(0) !== received) outOfOrder = received;
+          received++;
+          ws.send(data);
+        },
+      },
+    }),
+  );
+  const { port } = await wss.listen(0, LOOPBACK);
+  const { peer } = await rawOpen(port);
+  s.peer(peer);
+  const socket = peer.socket;
+  // Take the socket over from RawPeer (whose reader copies the whole backlog
+  // on every chunk), with what arrived behind the 101.
+  socket.pause();
+  const reader = new StreamPeer(socket, socket, peer.release());
+  await until('the server connection', () => server !== null);
+  const ws = server as ServerWebSocket | null;
+  assert.ok(ws !== null);
 
-    // The writer honours its own socket's backpressure, so the test process
-    // holds at most a frame or two of the peer's output.
-    let written = 0;
-    let stalled = false;
-    const writer = (async () => {
-      for (let i = 0; i < MESSAGES && !socket.destroyed; i++) {
-        if (!socket.write(maskedFrame(i))) {
-          stalled = true;
-          await new Promise<void>((resolve) => {
-            socket.once('drain', resolve);
-            socket.once('close', resolve);
-          });
-          stalled = false;
-        }
-        written++;
+  // The writer honours its own socket's backpressure, so the test process
+  // holds at most a frame or two of the peer's output.
+  let written = 0;
+  let stalled = false;
+  const writer = (async () => {
+    for (let i = 0; i < messages && !socket.destroyed; i++) {
+      if (!socket.write(maskedFrame(i))) {
+        stalled = true;
+        await new Promise<void>((resolve) => {
+          socket.once('drain', resolve);
+          socket.once('close', resolve);
+        });
+        stalled = false;
       }
-    })();
-
-    // Phase 1: the peer reads nothing. Wait until the server has stopped
-    // taking messages (no progress for a while, the writer blocked).
-    let maxBuffered = 0;
-    let last = -1;
-    let quietSince = Date.now();
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline) {
-      maxBuffered = Math.max(maxBuffered, ws.bufferedAmount);
-      if (received !== last) {
-        last = received;
-        quietSince = Date.now();
-      } else if (stalled && Date.now() - quietSince > 750) {
-        break;
-      }
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      written++;
     }
-    assert.ok(stalled, `the writer never blocked (wrote ${written}, server received ${received})`);
-    assert.ok(received < MESSAGES, `the server read all ${MESSAGES} messages from a peer that reads nothing`);
-    assert.ok(maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${maxBuffered} bytes for the peer (limit ${MAX_BACKPRESSURE} + one message)`);
-    assert.equal(reader.buffered, 0, 'the peer has read nothing so far');
+  })();
 
-    // Phase 2: the peer reads. Every echo arrives, in order, intact, while
-    // the writer finishes sending.
+  // Phase 1: the peer reads nothing. Wait until the server has stopped
+  // taking messages (no progress for a while, the writer blocked), or it took them all.
+  let maxBuffered = 0;
+  let last = -1;
+  let quietSince = Date.now();
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline && received < messages) {
+    maxBuffered = Math.max(maxBuffered, ws.bufferedAmount);
+    if (received !== last) {
+      last = received;
+      quietSince = Date.now();
+    } else if (stalled && Date.now() - quietSince > 750) {
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  const phase1 = { received, written, stalled, maxBuffered };
+
+  const finish = async (): Promise<void> => {
+    // Phase 2: the peer reads. The greeting, then every echo arrives, in
+    // order, intact, while the writer finishes sending.
     socket.resume();
-    for (let i = 0; i < MESSAGES; i++) {
+    for (let k = 0; k < greeting; k++) {
+      const f = await reader.readFrame(60_000);
+      assert.ok(f.payload.equals(numbered(GREETING + k)), `greeting ${k} differs`);
+    }
+    for (let i = 0; i < messages; i++) {
       const f = await reader.readFrame(60_000);
       assert.equal(f.opcode, 0x2, `echo ${i}: opcode`);
       assert.equal(f.masked, false);
       assert.equal(f.payload.length, MIB, `echo ${i}: length`);
       assert.equal(f.payload.readUInt32BE(0), i, `echo ${i} out of order`);
       assert.ok(f.payload.equals(numbered(i)), `echo ${i}: payload differs`);
-      maxBuffered = Math.max(maxBuffered, ws.bufferedAmount);
     }
     await withTimeout(writer, 10_000, 'the writer to finish');
-    assert.equal(written, MESSAGES);
-    assert.equal(received, MESSAGES, 'the server received every message once the peer read');
+    assert.equal(written, messages);
+    assert.equal(received, messages, 'the server received every message once the peer read');
     assert.equal(outOfOrder, -1, `message ${outOfOrder} reached the handler out of order or altered`);
-    assert.ok(maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${maxBuffered} bytes (limit ${MAX_BACKPRESSURE} + one message)`);
 
     // The connection is still sound: a closing handshake completes.
     reader.sendClose(1000, 'done');
     const close = await reader.readFrame(10_000);
     assert.equal(close.opcode, 0x8);
     assert.equal(close.payload.readUInt16BE(0), 1000);
+  };
+  return { ...phase1, finish };
+}
+
+describe('read-side flow control: a peer that sends but never reads', () => {
+  it(`echo of ${MESSAGES} × 1 MiB: the server stops reading while the peer does not, then everything arrives intact and in order`, { timeout: 180_000 }, async (t) => {
+    const run = await echoToPeerThatDoesNotRead(t, MESSAGES);
+    assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
+    assert.ok(run.received < MESSAGES, `the server read all ${MESSAGES} messages from a peer that reads nothing`);
+    assert.ok(run.maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${run.maxBuffered} bytes for the peer (limit ${MAX_BACKPRESSURE} + one message)`);
+    await run.finish();
   });
 });
