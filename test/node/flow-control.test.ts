@@ -171,4 +171,19 @@ describe('read-side flow control: a peer that sends but never reads', () => {
     assert.ok(run.maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${run.maxBuffered} bytes for the peer (limit ${MAX_BACKPRESSURE} + one message)`);
     await run.finish();
   });
+
+  it('output the open handler queued counts too: reading stays stopped from the start', { timeout: 180_000 }, async (t) => {
+    // The open handler queues more than maxBackpressure before the server
+    // first reads: the server must not read from the peer until it drains.
+    const greeting = 8;
+    const messages = 64;
+    const run = await echoToPeerThatDoesNotRead(t, messages, greeting);
+    assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
+    assert.ok(run.received < messages, `the server read all ${messages} messages from a peer that reads nothing`);
+    assert.ok(
+      run.maxBuffered <= greeting * ECHO_FRAME + MAX_BACKPRESSURE + ECHO_FRAME,
+      `the server buffered ${run.maxBuffered} bytes for the peer (the greeting, plus at most the limit and one message)`,
+    );
+    await run.finish();
+  });
 });
