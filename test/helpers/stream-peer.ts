@@ -2,28 +2,16 @@
  * A test peer on the far side of any stream the server runs over (a socket
  * taken over after the handshake, an in-memory pipe, an HTTP/2 stream): it
  * writes frames built by hand and reads the server's frames in order, in
- * linear time (each frame's bytes are copied out once, however many chunks
- * they came in).
+ * linear time (ChunkQueue: a frame is joined once it is all there).
  */
 import assert from 'node:assert/strict';
 import type { Readable, Writable } from 'node:stream';
-import { ByteQueue } from './byte-queue.js';
+import { ChunkQueue, frameSize } from './chunks.js';
 import { clientFrame, closePayload, type FrameSpec } from './frames.js';
 import { WAIT_MS, parseFrame, withTimeout, type RawFrame } from './raw-client.js';
 
-/** Total size of the frame whose first bytes are `head` (up to 10), once its length is known. */
-function frameSize(head: Buffer): number | undefined {
-  if (head.length < 2) return undefined;
-  const b1 = head[1] ?? 0;
-  const mask = b1 & 0x80 ? 4 : 0;
-  const len7 = b1 & 0x7f;
-  if (len7 < 126) return 2 + mask + len7;
-  if (len7 === 126) return head.length < 4 ? undefined : 4 + mask + head.readUInt16BE(2);
-  return head.length < 10 ? undefined : 10 + mask + Number(head.readBigUInt64BE(2));
-}
-
 export class StreamPeer {
-  private readonly queue = new ByteQueue();
+  private readonly queue = new ChunkQueue();
   private wake: (() => void) | null = null;
   /** The stream from the server ended (or closed). */
   ended = false;
@@ -96,13 +84,14 @@ export class StreamPeer {
     return this.waitFor(
       'a frame',
       () => {
-        const size = frameSize(this.queue.peek(10));
-        if (size === undefined || this.queue.length < size) {
+        const size = frameSize(this.queue.peek(14));
+        if (this.queue.length < size) {
           if (this.ended) throw new Error(`the stream ended with ${this.queue.length} bytes unread`);
           return undefined;
         }
-        const got = parseFrame(this.queue.take(size));
+        const got = parseFrame(this.queue.peek(size));
         assert.ok(got !== undefined && got.size === size);
+        this.queue.consume(size);
         return got.frame;
       },
       ms,
