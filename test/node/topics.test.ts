@@ -184,6 +184,37 @@ describe('the subscription(ws, topic, before, after) callback', () => {
     );
   });
 
+  it('a change the callback itself makes does not hide the rest of a close\'s changes', async (t) => {
+    // Presence logic: when the host leaves "room", its guest is taken out too.
+    const calls: string[] = [];
+    const who = new Map<ServerWebSocket, string>();
+    let guest: ServerWebSocket | null = null;
+    const { s, port, log } = await listening(t, {}, {
+      subscription: (ws, topic, before, after) => {
+        calls.push(`${who.get(ws) ?? '?'} ${topic} ${before}->${after}`);
+        if (who.get(ws) === 'host' && topic === 'room' && after < before) guest?.unsubscribe('room');
+      },
+    });
+    const [host, g] = await rawPeers(s, port, log, 2);
+    assert.ok(host && g);
+    who.set(host.ws, 'host');
+    who.set(g.ws, 'guest');
+    guest = g.ws;
+    host.ws.subscribe('room');
+    host.ws.subscribe('lobby');
+    g.ws.subscribe('room');
+    host.peer.destroy();
+    await log.first('close');
+    assert.deepEqual(calls, [
+      'host room 0->1',
+      'host lobby 0->1',
+      'guest room 1->2',
+      'host room 2->1',
+      'guest room 1->0',
+      'host lobby 1->0',
+    ]);
+  });
+
   it('a throwing callback is reported as "subscription" and the subscription still holds', async (t) => {
     const sources: string[] = [];
     const { s, port, log, wss } = await listening(t, {}, {
