@@ -175,6 +175,17 @@ describe('diagnostics channels', () => {
     assert.equal(path.remoteAddress, LOOPBACK);
   });
 
+  it('fullduplex:handshake:refused: a broken upgrade request Node hands to the request handler (no "Connection: Upgrade") is published too', async (t) => {
+    const refused = record<{ status: number; reason: string; url: string | undefined }>(t, DiagnosticsChannel.HandshakeRefused);
+    const { port } = await listening(t, {}, {});
+    const response = await rawRequest(port, upgradeRequest({ path: '/broken', headers: { Connection: 'keep-alive' } }));
+    assert.equal(response.status, 400, 'RFC 6455 §4.2.1: a handshake without Connection: Upgrade is refused');
+    await until('the refusal event', () => refused.length > 0, 2_000).catch(() => undefined);
+    assert.equal(refused.length, 1, 'every refused handshake reaches the channel');
+    assert.equal(refused[0]?.status, 400);
+    assert.equal(refused[0]?.url, '/broken');
+  });
+
   it('fullduplex:protocol:error: an unmasked client frame is reported with closeCode 1002 (RFC 6455 §5.1), not as a handler error', async (t) => {
     const errors = record<{ connection: unknown; role: string; error: unknown }>(t, DiagnosticsChannel.ProtocolError);
     const handlerErrors = record<{ connection: unknown }>(t, DiagnosticsChannel.HandlerError);
