@@ -6,6 +6,7 @@
  * lost or reordered on the way.
  */
 import { describe, it, type TestContext } from 'node:test';
+import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import assert from 'node:assert/strict';
 import { WebSocketServer, type ServerWebSocket } from '../../src/index.js';
 import { LOOPBACK, rawOpen, until, withTimeout } from '../helpers/raw-client.js';
@@ -49,7 +50,7 @@ function maskedFrame(seq: number): Buffer {
 interface Phase1 {
   /** Messages the server's handler received while the peer read nothing. */
   received: number;
-  /** Frames the peer had handed to its socket. */
+  /** Frames the peer had handed to its stream. */
   written: number;
   /** Whether the peer's writes were blocked (the server stopped reading). */
   stalled: boolean;
@@ -60,11 +61,12 @@ interface Phase1 {
 }
 
 /**
- * An echo server and a raw TCP peer that sends `messages` × 1 MiB and reads
- * nothing (after the open handler sent `greeting` × 1 MiB of its own), run
- * until the server stops taking messages or a minute passes.
+ * An echo server and a peer that sends `messages` × 1 MiB and reads nothing
+ * (after the open handler sent `greeting` × 1 MiB of its own), over TCP or
+ * over an in-memory Duplex (acceptStream), run until the server stops
+ * taking messages or a minute passes.
  */
-async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greeting = 0): Promise<Phase1> {
+async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greeting = 0, transport: 'tcp' | 'memory' = 'tcp'): Promise<Phase1> {
   const s = scopeFor(t);
   let server: ServerWebSocket | null = null;
   let received = 0;
@@ -85,29 +87,47 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
       },
     }),
   );
-  const { port } = await wss.listen(0, LOOPBACK);
-  const { peer } = await rawOpen(port);
-  s.peer(peer);
-  const socket = peer.socket;
-  // Take the socket over from RawPeer (whose reader copies the whole backlog
-  // on every chunk), with what arrived behind the 101.
-  socket.pause();
-  const reader = new StreamPeer(socket, socket, peer.release());
+  // The peer's two directions: a TCP socket after an HTTP/1.1 handshake, or
+  // two in-memory pipes behind a Duplex given to acceptStream.
+  let output: Writable;
+  let input: Readable;
+  let reader: StreamPeer;
+  if (transport === 'tcp') {
+    const { port } = await wss.listen(0, LOOPBACK);
+    const { peer } = await rawOpen(port);
+    s.peer(peer);
+    output = input = peer.socket;
+    input.pause();
+    // A StreamPeer reads the socket from here on, starting with what arrived behind the 101.
+    reader = new StreamPeer(output, input, peer.release());
+  } else {
+    const toServer = new PassThrough();
+    const toPeer = new PassThrough();
+    output = toServer;
+    input = toPeer;
+    reader = new StreamPeer(output, input);
+    input.pause();
+    wss.acceptStream(Duplex.from({ readable: toServer, writable: toPeer }));
+    t.after(() => {
+      toServer.destroy();
+      toPeer.destroy();
+    });
+  }
   await until('the server connection', () => server !== null);
   const ws = server as ServerWebSocket | null;
   assert.ok(ws !== null);
 
-  // The writer honours its own socket's backpressure, so the test process
+  // The writer honours its own stream's backpressure, so the test process
   // holds at most a frame or two of the peer's output.
   let written = 0;
   let stalled = false;
   const writer = (async () => {
-    for (let i = 0; i < messages && !socket.destroyed; i++) {
-      if (!socket.write(maskedFrame(i))) {
+    for (let i = 0; i < messages && !output.destroyed; i++) {
+      if (!output.write(maskedFrame(i))) {
         stalled = true;
         await new Promise<void>((resolve) => {
-          socket.once('drain', resolve);
-          socket.once('close', resolve);
+          output.once('drain', resolve);
+          output.once('close', resolve);
         });
         stalled = false;
       }
@@ -136,7 +156,7 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
   const finish = async (): Promise<void> => {
     // Phase 2: the peer reads. The greeting, then every echo arrives, in
     // order, intact, while the writer finishes sending.
-    socket.resume();
+    input.resume();
     for (let k = 0; k < greeting; k++) {
       const f = await reader.readFrame(60_000);
       assert.ok(f.payload.equals(numbered(GREETING + k)), `greeting ${k} differs`);
@@ -184,6 +204,15 @@ describe('read-side flow control: a peer that sends but never reads', () => {
       run.maxBuffered <= greeting * ECHO_FRAME + MAX_BACKPRESSURE + ECHO_FRAME,
       `the server buffered ${run.maxBuffered} bytes for the peer (the greeting, plus at most the limit and one message)`,
     );
+    await run.finish();
+  });
+
+  it('over a stream that is not a socket (an in-memory Duplex given to acceptStream) too', { timeout: 180_000 }, async (t) => {
+    const messages = 64;
+    const run = await echoToPeerThatDoesNotRead(t, messages, 0, 'memory');
+    assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
+    assert.ok(run.received < messages, `the server read all ${messages} messages from a peer that reads nothing`);
+    assert.ok(run.maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${run.maxBuffered} bytes for the peer (limit ${MAX_BACKPRESSURE} + one message)`);
     await run.finish();
   });
 });
