@@ -230,6 +230,50 @@ describe('diagnostics channels', () => {
   });
 });
 
+describe('diagnostics channels: errors outside a message', () => {
+  it('an upgrade hook that throws: 500, handler:error with connection null and where "upgrade", handshake:refused 500', async (t) => {
+    const errors = record<{ connection: unknown; error: unknown; where: string }>(t, DiagnosticsChannel.HandlerError);
+    const refused = record<{ status: number }>(t, DiagnosticsChannel.HandshakeRefused);
+    const boom = new Error('auth service down');
+    const { port } = await listening(t, {}, {
+      upgrade: () => {
+        throw boom;
+      },
+    });
+    const response = await rawRequest(port, upgradeRequest());
+    assert.equal(response.status, 500);
+    await until('the events', () => errors.length > 0 && refused.length > 0);
+    assert.deepEqual(errors, [{ connection: null, error: boom, where: 'upgrade' }]);
+    assert.deepEqual(refused.map((r) => r.status), [500]);
+  });
+
+  it('a close handler that throws is reported with where "close"; an error handler that throws, with where "error"', async (t) => {
+    const errors = record<{ connection: unknown; error: unknown; where: string }>(t, DiagnosticsChannel.HandlerError);
+    const inClose = new Error('close bug');
+    const inError = new Error('error handler bug');
+    const { s, port, log } = await listening(t, {}, {
+      close: () => {
+        throw inClose;
+      },
+      error: () => {
+        throw inError;
+      },
+    });
+    const { peer } = await rawOpen(port);
+    s.peer(peer);
+    const ws = (await log.first('open')).ws;
+    peer.destroy();
+    await until('both events', () => errors.filter((e) => e.connection === ws).length >= 2);
+    assert.deepEqual(
+      errors.filter((e) => e.connection === ws),
+      [
+        { connection: ws, error: inClose, where: 'close' },
+        { connection: ws, error: inError, where: 'error' },
+      ],
+    );
+  });
+});
+
 /** An in-memory Duplex for the server and the two pipes behind it, for the peer. */
 function duplexPair(): { server: Duplex; peer: StreamPeer } {
   const toServer = new PassThrough();
