@@ -452,6 +452,27 @@ describe('RFC 7692 §7.1.1: topic messages to compressing subscribers', () => {
     }
   });
 
+  it('subscribers with different agreed windows each get output their window can inflate (RFC 7692 §7.1.2.1)', async (t) => {
+    const { s, port, log, wss } = await listening(t, { perMessageDeflate: { serverNoContextTakeover: true } }, { open: (ws) => void ws.subscribe('t') });
+    const [narrow] = await rawPeers(s, port, log, 1, { headers: { 'Sec-WebSocket-Extensions': 'permessage-deflate; server_max_window_bits=10' } });
+    const [wide] = await rawPeers(s, port, log, 1, OFFER);
+    assert.ok(narrow && wide);
+    assert.equal(narrow.response.headers.get('sec-websocket-extensions'), 'permessage-deflate; server_no_context_takeover; server_max_window_bits=10');
+    // 2,000 incompressible bytes, four times: only a window over 2,000 bytes can refer back to them.
+    const block = Buffer.alloc(2000);
+    for (let i = 0; i < block.length; i++) block[i] = (i * 2654435761) >>> 24;
+    const payload = Buffer.concat([block, block, block, block]);
+    assert.equal(wss.publish('t', payload), 2);
+    const tail = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+    const n = await narrow.peer.readFrame();
+    const w = await wide.peer.readFrame();
+    assert.equal(n.rsv, RSV1);
+    assert.equal(w.rsv, RSV1);
+    assert.deepEqual(zlib.inflateRawSync(Buffer.concat([n.payload, tail]), { windowBits: 10, finishFlush: zlib.constants.Z_SYNC_FLUSH }), payload, 'the 10-bit peer inflates it with a 10-bit window');
+    assert.deepEqual(inflate(w.payload), payload);
+    assert.ok(w.payload.length < n.payload.length / 2, `the wide window refers back (${w.payload.length} vs ${n.payload.length} bytes)`);
+  });
+
   it('with server context takeover, topic messages go uncompressed (RSV1 clear) while direct sends are compressed', async (t) => {
     const { s, port, log, wss } = await listening(t, { perMessageDeflate: true }, { open: (ws) => void ws.subscribe('t') });
     const [d] = await rawPeers(s, port, log, 1, OFFER);
