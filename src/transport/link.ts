@@ -110,7 +110,10 @@ export abstract class Link implements ConnectionEvents, ChunkReceiver {
   protected startLink(head: Buffer | null): void {
     if (head !== null && head.length > 0 && !(this.flags & STREAM_CLOSED)) this.receiveChunk(head, false);
     else this.flush();
-    if (!(this.flags & STREAM_CLOSED)) startReading(this.stream, this);
+    if (this.flags & STREAM_CLOSED) return;
+    startReading(this.stream, this);
+    // Output queued before the first read (an open handler's) may already be over the read limit.
+    if (this.flags & READ_PAUSED) this.stream.pause();
   }
 
   /**
