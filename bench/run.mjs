@@ -7,6 +7,7 @@
 //   node bench/run.mjs --scenario echo-16b-throughput,handshakes --rounds 3
 //   node bench/run.mjs --servers fullduplex,ws
 //   node bench/run.mjs --cpu-prof      # servers write .cpuprofile files to bench/results/profiles/
+//   node bench/run.mjs --baseline /tmp/old/dist   # adds a row: fullduplex from another build (A/B of two versions)
 //   node bench/run.mjs --list
 //
 // For each scenario, each round runs every server once, in the same order
@@ -31,6 +32,7 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string' },
     duration: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    baseline: { type: 'string' },
     list: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -52,6 +54,8 @@ const SERVERS = {
   uws: { script: 'servers/uws.mjs', label: 'uWebSockets.js' },
   net: { script: 'servers/net.mjs', label: 'net (plain TCP echo)', raw: true },
   floor: { script: 'servers/floor.mjs', label: 'Node socket floor (101, nothing kept)' },
+  // --baseline <dist dir>: the same server on another build, run right after fullduplex in every round
+  baseline: { script: 'servers/fullduplex.mjs', label: 'fullduplex (baseline build)', env: { FULLDUPLEX_DIST: opt.baseline ?? '' } },
 };
 
 // ---------------------------------------------------------------- scenarios
@@ -198,6 +202,8 @@ const SCENARIOS = [
     rounds: Math.min(ROUNDS, 3),
     servers: ['fullduplex', 'ws', 'uws'],
     stages: deflateIdleStages,
+    // idle for 5 s: longer than fullduplex's idle release (2-4 s) takes
+    settleMs: 5000,
     primary: { key: 'perConn.1', label: `RSS Δ/conn @${deflateIdleStages[1].toLocaleString('en-US')}`, better: 'lower' },
     columns: [
       { key: 'perConn.0', label: `RSS Δ/conn @${deflateIdleStages[0].toLocaleString('en-US')}`, fmt: 'bytes' },
@@ -205,7 +211,7 @@ const SCENARIOS = [
       { key: 'slopeBytesPerConn', label: 'RSS slope per conn', fmt: 'bytes' },
       { key: 'heapSlopeBytesPerConn', label: 'JS heap slope per conn', fmt: 'bytes' },
     ],
-    note: 'Each connection offers `permessage-deflate; client_max_window_bits` (as browsers do; the run fails unless the server accepts), sends one 4,096 B JSON text compressed (RFC 7692), waits for the compressed echo, inflates and checks it, then stays idle. Servers as in the compressed echo (threshold 0, each library\'s default window and context takeover). Memory is read 1 s after the last echo, after two collections. Δ/conn: (RSS at N − RSS before any connection) / N.',
+    note: 'Each connection offers `permessage-deflate; client_max_window_bits` (as browsers do; the run fails unless the server accepts), sends one 4,096 B JSON text compressed (RFC 7692), waits for the compressed echo, inflates and checks it, then stays idle. Servers as in the compressed echo (threshold 0, each library\'s default window and context takeover). Memory is read 5 s after the last echo (fullduplex releases the zlib streams of a connection idle for 2 to 4 s), after two collections. Δ/conn: (RSS at N − RSS before any connection) / N.',
   },
   ...bcastSizes.flatMap((subs) => [broadcast(subs, false), broadcast(subs, true)]),
   {
@@ -266,6 +272,12 @@ for (const s of wantScenarios ?? []) {
   }
 }
 const scenarios = SCENARIOS.filter((s) => !wantScenarios || wantScenarios.includes(s.name));
+if (opt.baseline) {
+  for (const s of scenarios) {
+    const i = s.servers.indexOf('fullduplex');
+    if (i >= 0 && s.kind !== 'client') s.servers = [...s.servers.slice(0, i + 1), 'baseline', ...s.servers.slice(i + 1)];
+  }
+}
 
 // ---------------------------------------------------------------- measuring
 
@@ -289,7 +301,7 @@ async function startServer(name, { mode = 'echo', deflate = false, exposeGc = fa
     core: 0,
     pin: PIN,
     nodeFlags,
-    env: { PORT: '0', BENCH_MODE: mode, BENCH_DEFLATE: deflate ? '1' : '0' },
+    env: { PORT: '0', BENCH_MODE: mode, BENCH_DEFLATE: deflate ? '1' : '0', ...def.env },
     nofile,
   });
   try {
@@ -371,8 +383,8 @@ async function measureIdle(scn, name, round) {
         const line = await lg.waitLine(/^\{"event":"stage"/, 120000, `idle stage ${stages[i]}`);
         stageInfo.push(JSON.parse(line));
         // A moment for the server to finish processing the last upgrades
-        // (compressed: and to settle after the last echo, as an idle server would).
-        await new Promise((r) => setTimeout(r, scn.deflate ? 1000 : 200));
+        // (compressed: and to be idle for a while, as a quiet connection would).
+        await new Promise((r) => setTimeout(r, scn.settleMs ?? 200));
         mems.push(await serverMemory(srv));
         lg.send(i < stages.length - 1 ? 'next' : 'close');
       }
