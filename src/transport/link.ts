@@ -17,6 +17,7 @@ import { CloseCode } from '../protocol/close.js';
 import { Connection, type ConnectionEvents, type ConnectionOptions } from '../protocol/connection.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import { ReadyState } from '../protocol/ready-state.js';
+import { watchDeflateIdle } from './deflate-idle.js';
 import { flushOutput, queueFlush } from './output.js';
 import { type ChunkReceiver, startReading } from './reader.js';
 
@@ -54,6 +55,7 @@ export abstract class Link implements ConnectionEvents, ChunkReceiver {
   constructor(stream: Duplex, options: ConnectionOptions) {
     this.stream = stream;
     this.conn = new Connection(this, options);
+    if (options.deflate !== undefined) watchDeflateIdle();
     (stream as TaggedStream)[kLink] = this;
     stream.on('end', onStreamEnd);
     stream.on('close', onStreamClose);
