@@ -95,7 +95,9 @@ export const CHANNEL_DEFAULTS: ChannelLimits = {
 
 /** Options of channels matched by no rule. */
 export const DEFAULT_CHANNEL_OPTIONS: ChannelOptions = {
-  history: { size: 0, ttl: 0 },
+  // Even without history a channel's stream (offset counter, epoch) exists,
+  // for ordering and duplicate detection; it is forgotten 5 min after its last publication.
+  history: { size: 0, ttl: 300_000 },
   presence: false,
   publish: false,
 };
