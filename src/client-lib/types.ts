@@ -53,7 +53,7 @@ export interface ChannelErrorInfo {
   message: string;
 }
 
-/** A minimal WebSocket constructor: the browser's, Node's global (22+), or fullduplex's own `WebSocket`. */
+/** What the client uses of a WebSocket (the WHATWG API). */
 export interface WebSocketLike {
   readonly readyState: number;
   readonly protocol: string;
@@ -64,7 +64,12 @@ export interface WebSocketLike {
   send(data: string): void;
   close(code?: number, reason?: string): void;
 }
-export type WebSocketConstructor = new (url: string, protocols?: string | string[]) => WebSocketLike;
+/**
+ * A WHATWG WebSocket constructor: the browser's, Node's global (22+), or
+ * fullduplex's own `WebSocket`. Typed loosely so that each of them fits; the
+ * client uses only what `WebSocketLike` lists.
+ */
+export type WebSocketConstructor = new (url: string, protocols: string) => object;
 
 /** The subset of `fetch` the fallback uses (global `fetch` in browsers and Node 18+). */
 export type FetchLike = (
