@@ -98,8 +98,10 @@ export function openSse(fetchFn: FetchLike, base: string, credentials: 'include'
   (async () => {
     const res = await post('/connect', connect);
     if (!res.ok || res.body === null) {
-      parse(await res.text(), { frame, closed: end });
-      return end(codeOf(res.status), `fallback refused: HTTP ${res.status}`);
+      // The body of a refusal is the error frame: its message is the reason.
+      let reason = `fallback refused: HTTP ${res.status}`;
+      parse(await res.text(), { frame: (f) => typeof f.message === 'string' && (reason = f.message), closed: end });
+      return end(codeOf(res.status), reason);
     }
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
