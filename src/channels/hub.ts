@@ -172,10 +172,13 @@ export class Hub implements TopicSubscriber {
     if (this.gone || this.held.size === 0) return;
     this.filling = true;
     try {
-      const r = await this.host.store.read(this.channel, { offset: this.offset, epoch: this.epoch }, this.held.size + 1000, this.options.history);
+      const history = this.options.history;
+      let r = await this.host.store.read(this.channel, { offset: this.offset, epoch: this.epoch }, history.size, history);
+      // Part of the gap is trimmed already: deliver what is still kept.
+      if (!r.ok && r.reason === 'trimmed') r = await this.host.store.read(this.channel, null, history.size, history);
       if (r.ok && r.top.epoch === this.epoch) {
         for (const p of r.publications) {
-          if (p.offset !== this.offset + 1) continue;
+          if (p.offset <= this.offset) continue;
           this.offset = p.offset;
           this.held.delete(p.offset);
           this.emit(Buffer.from(pubFrame(this.channel, p.offset, this.epoch, p.payload)), p.offset);
