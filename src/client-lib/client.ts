@@ -31,8 +31,7 @@ type Timer = ReturnType<typeof setTimeout>;
 
 interface Call {
   frame: Record<string, unknown>;
-  resolve(frame: Frame): void;
-  reject(error: ChannelErrorInfo): void;
+  done(error: ChannelErrorInfo | null, reply?: Frame): void;
   timer: Timer;
   sent: boolean;
 }
@@ -131,21 +130,27 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
 
   /** Sends a command (now, or once connected) and settles with its reply, an error reply, or a timeout (408). */
   request(frame: Record<string, unknown>): Promise<Frame> {
-    return new Promise((resolve, reject) => {
-      const id = this.nextId++;
-      const call: Call = {
-        frame: { id, ...frame },
-        resolve,
-        reject,
-        sent: false,
-        timer: setTimeout(() => {
-          this.calls.delete(id);
-          reject({ code: 408, message: 'no reply in time' });
-        }, this.o.commandTimeout ?? 10_000),
-      };
-      this.calls.set(id, call);
-      if (this.t && this.connected) this.sendCall(this.t, call);
-    });
+    return new Promise((resolve, reject) => this.call(frame, (err, f) => (err ? reject(err) : resolve(f as Frame))));
+  }
+
+  /**
+   * Like `request`, with a callback called synchronously as the reply is
+   * read, so that a subscription handles its `subscribed` reply before any
+   * push that follows it on the wire.
+   */
+  call(frame: Record<string, unknown>, done: (error: ChannelErrorInfo | null, reply?: Frame) => void): void {
+    const id = this.nextId++;
+    const call: Call = {
+      frame: { id, ...frame },
+      done,
+      sent: false,
+      timer: setTimeout(() => {
+        this.calls.delete(id);
+        done({ code: 408, message: 'no reply in time' });
+      }, this.o.commandTimeout ?? 10_000),
+    };
+    this.calls.set(id, call);
+    if (this.t && this.connected) this.sendCall(this.t, call);
   }
 
   delivered(p: ClientEvents['publication']): void {
@@ -276,8 +281,8 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
     if (call) {
       this.calls.delete(f.id as number);
       clearTimeout(call.timer);
-      if (f.type === 'error') call.reject({ code: Number(f.code), message: String(f.message) });
-      else call.resolve(f);
+      if (f.type === 'error') call.done({ code: Number(f.code), message: String(f.message) });
+      else call.done(null, f);
       return;
     }
     const sub = typeof f.channel === 'string' ? this.subs.get(f.channel) : undefined;
@@ -309,7 +314,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
       if (!call.sent) continue;
       this.calls.delete(id);
       clearTimeout(call.timer);
-      call.reject({ code: 499, message: 'connection lost' });
+      call.done({ code: 499, message: 'connection lost' });
     }
     for (const sub of this.subs.values()) sub.lost();
     this.failed(g ? Number(g.code) : code, g ? String(g.reason) : reason, again ?? (g ? g.reconnect === true : undefined));

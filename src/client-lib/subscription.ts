@@ -7,6 +7,7 @@ import { Emitter } from './emitter.js';
 import { decodePayload } from './payload.js';
 import type { Frame } from './transport.js';
 import type {
+  ChannelErrorInfo,
   HistoryOptions,
   HistoryResult,
   PresenceEntry,
@@ -23,6 +24,7 @@ import type {
 /** What a subscription needs from its client. */
 export interface SubscriptionHost {
   request(frame: object): Promise<Frame>;
+  call(frame: Record<string, unknown>, done: (error: ChannelErrorInfo | null, reply?: Frame) => void): void;
   readonly connected: boolean;
   delivered(publication: Publication): void;
   forget(sub: Subscription): void;
@@ -64,19 +66,17 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
     const pos = this.position;
     const frame: Record<string, unknown> = { type: 'subscribe', channel: this.channel };
     if (this.recover && pos) frame.recover = pos;
-    this.host.request(frame).then(
-      (reply) => this.subscribed(reply),
-      (err: { code: number; message: string }) => {
-        if (!this.active) return;
-        this.state = 'unsubscribed';
-        // A lost connection resubscribes on reconnect; anything else is a refusal.
-        if (err.code === 499 || err.code === 408) return;
-        this.active = false;
-        this.host.forget(this);
-        this.emit('error', err);
-        this.emit('unsubscribed', { channel: this.channel, code: err.code, reason: err.message });
-      },
-    );
+    this.host.call(frame, (err, reply) => {
+      if (!err) return this.subscribed(reply as Frame);
+      if (!this.active) return;
+      this.state = 'unsubscribed';
+      // A lost connection resubscribes on reconnect; anything else is a refusal.
+      if (err.code === 499 || err.code === 408) return;
+      this.active = false;
+      this.host.forget(this);
+      this.emit('error', err);
+      this.emit('unsubscribed', { channel: this.channel, code: err.code, reason: err.message });
+    });
   }
 
   /** The connection was lost: resubscribe on the next one. */
