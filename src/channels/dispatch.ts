@@ -267,7 +267,7 @@ export async function publishPayload(
   options: ChannelOptions,
 ): Promise<{ offset: number; epoch: string }> {
   const pos = await host.store.append(channel, payload, options.history);
-  const message = encodePublication(pos.offset, pos.epoch, pubFrame(channel, pos.offset, pos.epoch, payload));
+  const message = encodePublication(channel, pos.offset, pos.epoch, pubFrame(channel, pos.offset, pos.epoch, payload));
   await new Promise<void>((resolve, reject) => {
     host.broker.publish(channelTopic(channel), message, undefined, (err) => (err === null ? resolve() : reject(err)));
   });

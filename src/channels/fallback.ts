@@ -145,7 +145,7 @@ export class Fallback<T> {
     }
     // Only a broker that spans processes can reach a session on another node.
     if (this.host.broker instanceof LocalBroker) return respond(res, 404, 'no such session', cors);
-    this.host.broker.publish(sessionTopic(hash), encodeRouted(origin, body), undefined, (err) => {
+    this.host.broker.publish(sessionTopic(hash), encodeRouted(hash, origin, body), undefined, (err) => {
       if (res.headersSent) return;
       if (err === null) res.writeHead(202, cors).end();
       else respond(res, 503, 'cannot reach the session', cors);

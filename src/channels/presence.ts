@@ -49,7 +49,7 @@ export class Presence {
   }
 
   private announce(channel: string, frame: string): void {
-    this.host.broker.publish(channelTopic(channel), encodeEvent(frame), undefined, (err) => {
+    this.host.broker.publish(channelTopic(channel), encodeEvent(channel, frame), undefined, (err) => {
       if (err !== null) this.host.reportError(err, 'presence event');
     });
   }

@@ -82,11 +82,15 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
       maxPayload: this.limits.maxMessageSize * 4,
       // The channel heartbeat (ping/pong frames browsers can see) replaces WebSocket pings.
       keepalive: false,
+      // A subscriber that cannot keep up is closed, never silently skipped:
+      // it reconnects and recovers what it missed (PROTOCOL.md §6, 4503).
+      maxBackpressure: this.limits.maxBufferedBytes,
       handler: {
         upgrade: (req) => ({ accept: true, data: new WsSession<T>(requestOf(req, 'websocket'), Date.now()) }),
         open: (ws) => this.opened(ws),
         message: (ws, data, isBinary) => this.frame(ws.data, data, isBinary),
         close: (ws) => this.closed(ws.data),
+        dropped: (ws) => ws.data.disconnect(CloseCode.SlowConsumer, 'slow consumer', true),
       },
     });
     const now = Date.now();

@@ -22,16 +22,16 @@ export function sessionTopic(sessionHash: string): string {
   return `fd:s:${sessionHash}`;
 }
 
-export function encodePublication(offset: number, epoch: string, frame: string): TopicMessage {
-  return TopicMessage.from(`P${offset} ${epoch} ${frame}`);
+export function encodePublication(channel: string, offset: number, epoch: string, frame: string): TopicMessage {
+  return TopicMessage.from(channelTopic(channel), `P${offset} ${epoch} ${frame}`);
 }
 
-export function encodeEvent(frame: string): TopicMessage {
-  return TopicMessage.from(`E${frame}`);
+export function encodeEvent(channel: string, frame: string): TopicMessage {
+  return TopicMessage.from(channelTopic(channel), `E${frame}`);
 }
 
-export function encodeRouted(origin: string, body: string): TopicMessage {
-  return TopicMessage.from(`S${origin}\n${body}`);
+export function encodeRouted(sessionHash: string, origin: string, body: string): TopicMessage {
+  return TopicMessage.from(sessionTopic(sessionHash), `S${origin}\n${body}`);
 }
 
 export type Decoded =

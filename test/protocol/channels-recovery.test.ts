@@ -123,7 +123,7 @@ async function hubWith(store: MemoryStore, gapWait = 20) {
 }
 
 function pub(hub: Hub, offset: number, epoch: string): void {
-  hub.deliver(encodePublication(offset, epoch, pubFrame('c', offset, epoch, `{"data":${offset}}`)));
+  hub.deliver(encodePublication('c', offset, epoch, pubFrame('c', offset, epoch, `{"data":${offset}}`)));
 }
 
 describe('§7 the hub: in order, once', () => {
@@ -172,7 +172,7 @@ describe('§7 the hub: in order, once', () => {
     hub.acquire();
     hub.startBuffering(s);
     pub(hub, 1, hub.epoch);
-    hub.deliver(encodeEvent('{"type":"join","channel":"c","client":"x","user":""}'));
+    hub.deliver(encodeEvent('c', '{"type":"join","channel":"c","client":"x","user":""}'));
     pub(hub, 2, hub.epoch);
     assert.deepEqual(s.got, []);
     assert.deepEqual(hub.takeBuffered(s).map((b) => b.offset), [1, 0, 2]);
