@@ -19,6 +19,7 @@ import type { Broker, TopicSubscriber } from '../pubsub/broker.js';
 import type { TopicMessage } from '../pubsub/message.js';
 import { pubFrame } from './frames.js';
 import type { ChannelOptions } from './options.js';
+import { Roster } from './presence.js';
 import type { Session } from './session.js';
 import type { ChannelStore } from './store.js';
 import { channelTopic, decode } from './wire.js';
@@ -53,6 +54,8 @@ export class Hub implements TopicSubscriber {
   /** The stream position delivered last (valid once `ready` resolved). */
   epoch = '';
   offset = 0;
+  /** What this node knows of the channel's presence (presence channels only). */
+  readonly roster: Roster | null;
   /** Resolves once the stream's position is known; rejects if the store failed. */
   readonly ready: Promise<void>;
   private live = false;
@@ -72,6 +75,7 @@ export class Hub implements TopicSubscriber {
   ) {
     this.channel = channel;
     this.topic = channelTopic(channel);
+    this.roster = options.presence ? new Roster() : null;
     // Subscribe first, then read the position: whatever is published in
     // between is held and sorted out against the position (nothing lost).
     host.broker.subscribe(this.topic, this);
@@ -123,8 +127,10 @@ export class Hub implements TopicSubscriber {
   deliver(message: TopicMessage): boolean {
     const d = decode(message);
     if (d === null) return false;
-    if (d.kind === 'event') this.emit(d.frame, 0);
-    else if (d.kind === 'pub') this.arrive(d.offset, d.epoch, d.frame);
+    if (d.kind === 'event') {
+      this.roster?.observe(d.frame.toString());
+      this.emit(d.frame, 0);
+    } else if (d.kind === 'pub') this.arrive(d.offset, d.epoch, d.frame);
     else return false;
     return true;
   }

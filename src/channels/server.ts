@@ -270,6 +270,7 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     if (now >= this.nextPresence) {
       this.nextPresence = now + l.presenceTtl / 3;
       this.presence.refresh(this.sessions.values());
+      this.presence.heal(this.hubs.values());
     }
   }
 }

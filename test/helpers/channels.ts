@@ -167,8 +167,11 @@ export class BusBroker implements Broker {
 
   publish(topic: string, message: TopicMessage, exclude?: TopicSubscriber, callback?: PublishCallback): number {
     const n = this.local.deliver(topic, message, exclude);
-    for (const other of this.bus.nodes) {
-      if (other !== this) setTimeout(() => other.local.deliver(topic, message), this.bus.delay);
+    // A node taken off the bus (a dead or partitioned one) reaches no one else.
+    if (this.bus.nodes.has(this)) {
+      for (const other of this.bus.nodes) {
+        if (other !== this) setTimeout(() => other.local.deliver(topic, message), this.bus.delay);
+      }
     }
     callback?.(null);
     return n;

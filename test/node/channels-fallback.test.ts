@@ -16,6 +16,7 @@ import { WebSocket } from '../../src/index.js';
 import { ChannelServer } from '../../src/channels/server.js';
 import { MemoryStore } from '../../src/channels/memory-store.js';
 import type { ChannelServerOptions } from '../../src/channels/options.js';
+import type { ChannelStore } from '../../src/channels/store.js';
 import { Bus, BusBroker, TcpProxy, startChannels, until } from '../helpers/channels.js';
 import { rawRequest, upgradeRequest } from '../helpers/raw-client.js';
 
@@ -238,5 +239,49 @@ describe('§9 several nodes without sticky sessions', () => {
     assert.equal(other.server.clientCount, 1);
     assert.equal(subscribed[1]?.recovered, true);
     assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
+  it('presence spans nodes, and a node that dies silently drops out of it with leave events within 2 × presenceTtl', async (t) => {
+    const bus = new Bus();
+    const shared = new MemoryStore({ sweepInterval: 50 });
+    t.after(() => shared.close());
+    let dead = false;
+    // Node A's view of the store: once A is "dead", it writes nothing (no refresh, no removal), as a killed process.
+    const aStore: ChannelStore = {
+      append: (c, p, h) => shared.append(c, p, h),
+      position: (c, h) => shared.position(c, h),
+      read: (c, s, l, h) => shared.read(c, s, l, h),
+      presenceAdd: (c, k, e, ttl) => (dead ? Promise.resolve() : shared.presenceAdd(c, k, e, ttl)),
+      presenceRemove: (c, k) => (dead ? Promise.resolve() : shared.presenceRemove(c, k)),
+      presenceList: (c) => shared.presenceList(c),
+      close: async () => undefined,
+    };
+    const aBroker = new BusBroker(bus);
+    const ttl = 300;
+    const a = await startChannels(t, { channels: [CHAT], broker: aBroker, store: aStore, presenceTtl: ttl });
+    const b = await startChannels(t, { channels: [CHAT], broker: new BusBroker(bus), store: shared, presenceTtl: ttl });
+    const ca = client(t, a.url, { transports: ['websocket'] });
+    const cb = client(t, b.url, { transports: ['websocket'] });
+    const subB = cb.subscribe('chat:p');
+    const seen: string[] = [];
+    subB.on('join', (e) => seen.push(`join ${e.client}`));
+    subB.on('leave', (e) => seen.push(`leave ${e.client}`));
+    cb.connect();
+    await until(() => subB.state === 'subscribed', 'b subscribed');
+    ca.subscribe('chat:p');
+    ca.connect();
+    await until(() => ca.clientId !== null && seen.includes(`join ${ca.clientId}`), 'the join from node A');
+    const aId = ca.clientId ?? '';
+    assert.deepEqual((await subB.presence()).map((e) => e.client).sort(), [aId, cb.clientId].sort());
+    // A dies: no leave goes out, its store entries are left to expire.
+    dead = true;
+    bus.nodes.delete(aBroker);
+    ca.disconnect();
+    const died = Date.now();
+    await until(() => seen.includes(`leave ${aId}`), 'the healed leave', 10_000);
+    const took = Date.now() - died;
+    assert.ok(took <= 2 * ttl + 1000, `leave after ${took} ms`);
+    assert.deepEqual((await subB.presence()).map((e) => e.client), [cb.clientId]);
+    assert.equal(seen.filter((e) => e === `leave ${aId}`).length, 1);
   });
 });

@@ -12,6 +12,7 @@ import { pubFrame } from '../../src/channels/frames.js';
 import { encodeEvent, encodePublication } from '../../src/channels/wire.js';
 import { LocalBroker } from '../../src/pubsub/local.js';
 import { Session } from '../../src/channels/session.js';
+import { Roster } from '../../src/channels/presence.js';
 import { Subscription, type SubscriptionHost } from '../../src/client-lib/subscription.js';
 import type { Frame } from '../../src/client-lib/transport.js';
 import type { Publication, SubscribedEvent } from '../../src/client-lib/types.js';
@@ -264,5 +265,27 @@ describe('§7 client subscription: exactly once across resubscribes', () => {
     const noRecover = new Subscription(host, 'd', { since: { offset: 41, epoch: 'S' }, recover: false });
     noRecover.start();
     assert.deepEqual(host.sent[1], { type: 'subscribe', channel: 'd' });
+  });
+});
+
+describe('presence roster: healing when a node dies silently', () => {
+  it('acts on a difference with the store only when it persists over two lists', () => {
+    const r = new Roster();
+    const a = '{"client":"a","user":"ann"}';
+    const b = '{"client":"b","user":"bob"}';
+    assert.deepEqual(r.reconcile('c', new Map([['a', a]])), [], 'the first list is taken as it is');
+    r.observe('{"type":"join","channel":"c","client":"b","user":"bob"}');
+    // b joined but the list was read before the store had it: no leave yet.
+    assert.deepEqual(r.reconcile('c', new Map([['a', a]])), []);
+    assert.deepEqual(r.reconcile('c', new Map([['a', a], ['b', b]])), []);
+    // a's node died: gone from the store on two lists in a row.
+    assert.deepEqual(r.reconcile('c', new Map([['b', b]])), []);
+    assert.deepEqual(r.reconcile('c', new Map([['b', b]])), ['{"type":"leave","channel":"c","client":"a","user":"ann"}']);
+    // An entry nobody announced (its join was lost) shows up after two lists.
+    const d = '{"client":"d","user":"dee"}';
+    assert.deepEqual(r.reconcile('c', new Map([['b', b], ['d', d]])), []);
+    assert.deepEqual(r.reconcile('c', new Map([['b', b], ['d', d]])), ['{"type":"join","channel":"c","client":"d","user":"dee"}']);
+    r.observe('{"type":"leave","channel":"c","client":"d","user":"dee"}');
+    assert.deepEqual(r.reconcile('c', new Map([['b', b]])), []);
   });
 });
