@@ -280,7 +280,8 @@ describe('§9 several nodes without sticky sessions', () => {
     const died = Date.now();
     await until(() => seen.includes(`leave ${aId}`), 'the healed leave', 10_000);
     const took = Date.now() - died;
-    assert.ok(took <= 2 * ttl + 1000, `leave after ${took} ms`);
+    // Documented: within 2 × presenceTtl; the slack is for a loaded machine's timers.
+    assert.ok(took <= 2 * ttl + 3000, `leave after ${took} ms`);
     assert.deepEqual((await subB.presence()).map((e) => e.client), [cb.clientId]);
     assert.equal(seen.filter((e) => e === `leave ${aId}`).length, 1);
   });

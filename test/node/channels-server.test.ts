@@ -306,7 +306,7 @@ describe('§5, §6 abuse and close codes', () => {
   });
 
   it('heartbeat: pings every `ping` ms; a client that never answers is closed with 4502', async (t) => {
-    const { url } = await startChannels(t, { ping: 100, pingGrace: 150 });
+    const { url } = await startChannels(t, { ping: 200, pingGrace: 600 });
     const silent = await Peer.connected(t, url);
     const live = await Peer.connected(t, url);
     const pong = setInterval(() => live.readyState === 1 && live.send({ type: 'pong' }), 50);
