@@ -81,6 +81,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
   connect(): void {
     if (this.want) return;
     this.want = true;
+    this.attempt = 0;
     void this.open();
   }
 
