@@ -56,13 +56,16 @@ function enterRoom(name, room) {
     outbox: [],
     people: new Map(),
     joinedOnce: false,
-    /** How many of the next publications are recovered ones. */
-    missedLeft: 0,
+    /** Our connections' client ids (a new one per connection): our messages come back under any of them. */
+    mine: new Set(),
+    /** The position a recovery reached: publications up to it that arrive now are the missed ones. */
+    recoveredTo: null,
     offs: [],
   };
   const s = session;
   s.offs.push(
     client.on('state', ({ state, transport }) => showState(state, transport)),
+    client.on('connected', ({ client: id }) => s.mine.add(id)),
     client.on('reconnecting', ({ attempt, delay }) => showState('reconnecting', null, `Reconnecting in ${(delay / 1000).toFixed(1)} s (attempt ${attempt})`)),
     client.on('disconnected', ({ code, reason, reconnect }) => {
       setComposer(false);
@@ -119,7 +122,8 @@ async function subscribed(s, ev) {
     notice('info', `You joined #${s.room}.`);
     await showBacklog(s, ev);
   } else if (ev.recovered === true) {
-    s.missedLeft = ev.missed;
+    // The recovered publications follow this event, each with an offset up to ev.offset.
+    s.recoveredTo = { epoch: ev.epoch, offset: ev.offset };
     notice('recovered', ev.missed === 0 ? 'Reconnected. You missed nothing.' : `Reconnected. ${ev.missed} missed ${ev.missed === 1 ? 'message' : 'messages'} below.`);
   } else if (ev.recovered === false) {
     notice('unrecovered', `Reconnected, but history could not be recovered (${reasonText(ev.reason)}): messages sent while you were away are lost.`);
@@ -168,12 +172,11 @@ async function refreshPeople(s) {
 }
 
 function publication(s, pub) {
-  const missed = s.missedLeft > 0;
-  if (missed) s.missedLeft--;
+  const missed = s.recoveredTo !== null && pub.epoch === s.recoveredTo.epoch && pub.offset <= s.recoveredTo.offset;
   const key = `${pub.epoch}:${pub.offset}`;
   if (s.shown.has(key)) return;
   // Our own message coming back: confirm the bubble already on the page.
-  if (pub.info !== undefined && pub.info.client === s.client.clientId) {
+  if (pub.info !== undefined && s.mine.has(pub.info.client)) {
     const text = messageText(pub.data);
     const i = s.outbox.findIndex((o) => o.text === text);
     if (i !== -1) {
@@ -194,13 +197,14 @@ function sendMessage() {
   const text = ui.message.value.trim().slice(0, MAX_TEXT);
   if (text === '') return;
   ui.message.value = '';
-  const el = bubble(s.name, text, true);
+  const at = Date.now();
+  const el = bubble(s.name, text, true, at);
   el.classList.add('pending');
   setMeta(el, 'sending…');
   append(el);
   const own = { text, el };
   s.outbox.push(own);
-  s.sub.publish({ text }).then(
+  s.sub.publish({ text, at }).then(
     ({ offset, epoch }) => {
       const key = `${epoch}:${offset}`;
       if (!s.shown.has(key)) confirmOwn(s, el, key);
@@ -234,13 +238,20 @@ function messageElement(s, pub) {
   const text = messageText(pub.data);
   if (text === null || s.shown.has(key)) return null;
   s.shown.add(key);
-  const mine = pub.info !== undefined && pub.info.client === s.client.clientId;
-  const el = bubble(pub.info === undefined ? 'server' : pub.info.user || 'anonymous', text, mine);
+  const mine = pub.info !== undefined && s.mine.has(pub.info.client);
+  const el = bubble(pub.info === undefined ? 'server' : pub.info.user || 'anonymous', text, mine, sentAt(pub.data));
   el.dataset.key = key;
   return el;
 }
 
-function bubble(who, text, mine) {
+/** When the sender says it sent the message (its clock), if that is plausible; else now. */
+function sentAt(data) {
+  const at = data.at;
+  const now = Date.now();
+  return typeof at === 'number' && Number.isFinite(at) && Math.abs(now - at) < 86_400_000 ? at : now;
+}
+
+function bubble(who, text, mine, at) {
   const li = document.createElement('li');
   li.className = mine ? 'msg mine' : 'msg';
   const meta = document.createElement('div');
@@ -249,9 +260,9 @@ function bubble(who, text, mine) {
   name.className = 'who';
   name.textContent = who;
   const time = document.createElement('time');
-  const now = new Date();
-  time.dateTime = now.toISOString();
-  time.textContent = now.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const when = new Date(at);
+  time.dateTime = when.toISOString();
+  time.textContent = when.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
   const state = document.createElement('span');
   state.className = 'state';
   meta.append(name, time, state);
