@@ -11,6 +11,20 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 
+/**
+ * The little of the DOM the in-page functions below use. The project is
+ * type-checked without the DOM library (it is a Node package); these
+ * functions run in the page, where `globalThis.document` is real.
+ */
+interface PageElement {
+  readonly textContent: string | null;
+  readonly firstChild: PageElement | null;
+  getAttribute(name: string): string | null;
+}
+interface PageGlobals {
+  document: { querySelector(selector: string): PageElement | null; querySelectorAll(selector: string): Iterable<PageElement> & { length: number } };
+}
+
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 /** Screenshots and other things a person may want to look at after a run (gitignored). */
 export const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
@@ -76,7 +90,7 @@ export async function send(page: Page, text: string): Promise<void> {
   await page.waitForSelector('#message:not([disabled])', { timeout: WAIT });
   await page.fill('#message', text);
   await page.press('#message', 'Enter');
-  await page.waitForFunction(() => document.querySelector('#log .msg.pending, #log .msg.failed') === null, null, { timeout: WAIT });
+  await page.waitForFunction(() => (globalThis as unknown as PageGlobals).document.querySelector('#log .msg.pending, #log .msg.failed') === null, null, { timeout: WAIT });
 }
 
 /** The text of every message bubble, in page order. */
@@ -91,12 +105,12 @@ export function missedMessages(page: Page): Promise<string[]> {
 
 /** Waits until `text` shows in the log at least once. */
 export async function waitForMessage(page: Page, text: string): Promise<void> {
-  await page.waitForFunction((t) => [...document.querySelectorAll('#log .msg .text')].some((el) => el.textContent === t), text, { timeout: WAIT });
+  await page.waitForFunction((t) => [...(globalThis as unknown as PageGlobals).document.querySelectorAll('#log .msg .text')].some((el) => el.textContent === t), text, { timeout: WAIT });
 }
 
 /** Waits until the log holds `count` notices of `kind` (info, recovered, unrecovered, error); returns their texts. */
 export async function waitForNotice(page: Page, kind: string, count: number): Promise<string[]> {
-  await page.waitForFunction(([k, n]) => document.querySelectorAll(`#log .notice[data-kind="${k}"]`).length >= n, [kind, count] as const, { timeout: WAIT });
+  await page.waitForFunction(([k, n]) => (globalThis as unknown as PageGlobals).document.querySelectorAll(`#log .notice[data-kind="${k}"]`).length >= n, [kind, count] as const, { timeout: WAIT });
   return page.$$eval(`#log .notice[data-kind="${kind}"]`, (els) => els.map((el) => el.textContent ?? ''));
 }
 
@@ -107,7 +121,7 @@ export async function connection(page: Page): Promise<{ state: string; transport
 
 export async function waitForState(page: Page, state: string, negate = false): Promise<void> {
   await page.waitForFunction(
-    ([s, not]) => (document.querySelector('#status')?.getAttribute('data-state') === s) !== not,
+    ([s, not]) => ((globalThis as unknown as PageGlobals).document.querySelector('#status')?.getAttribute('data-state') === s) !== not,
     [state, negate] as const,
     { timeout: WAIT },
   );
@@ -121,7 +135,7 @@ export function people(page: Page): Promise<string[]> {
 export async function waitForPeople(page: Page, names: string[]): Promise<void> {
   const want = [...names].sort();
   await page.waitForFunction(
-    (w) => JSON.stringify([...document.querySelectorAll('#people li')].map((el) => (el.firstChild?.textContent ?? '').trim()).sort()) === JSON.stringify(w),
+    (w) => JSON.stringify([...(globalThis as unknown as PageGlobals).document.querySelectorAll('#people li')].map((el) => (el.firstChild?.textContent ?? '').trim()).sort()) === JSON.stringify(w),
     want,
     { timeout: WAIT },
   );
