@@ -1,12 +1,16 @@
 /**
- * `fullduplex serve`: an HTTP server with a WebSocket echo endpoint at /echo
- * that offers the subprotocols "chat" and "superchat", and topics at
- * /topics/NAME (across processes with --redis or --redis-cluster).
+ * `fullduplex serve`: the demo chat page at /, its channel server at
+ * /channels (WebSocket, with the SSE + POST fallback under it), a WebSocket
+ * echo endpoint at /echo offering the subprotocols "chat" and "superchat",
+ * and topics at /topics/NAME. With --redis or --redis-cluster, topics and
+ * the chat span every serve process on the same Redis.
  */
-import type { RequestListener } from 'node:http';
+import { createServer, type RequestListener } from 'node:http';
 import { type Broker, WebSocketServer } from '../index.js';
 import { UsageError, parse, parsePort } from './args.js';
+import { CHAT_PATH, createChatServer } from './chat.js';
 import { connectRedisBroker, parseRedisTarget, redacted } from './serve-redis.js';
+import { serveWebFile } from './web.js';
 
 /** The path prefix of topic endpoints: /topics/NAME (NAME percent-decoded). */
 const TOPICS_PATH = '/topics/';
@@ -25,11 +29,16 @@ function topicOf(url: string): string | null {
 const HELP = `Usage: fullduplex serve [--port 8080] [--host 127.0.0.1] [--no-deflate]
                         [--redis redis://HOST:PORT | --redis-cluster URL,URL,...]
 
-Runs an HTTP server with a WebSocket endpoint at /echo that echoes every
-message with its type, offering the subprotocols "chat" and "superchat"
-(the first one the client offers is chosen). WebSocket handshakes on any
-other path are echoed the same way. Clients that offer permessage-deflate
-get it (messages from 1 KiB on are sent compressed).
+Runs an HTTP server with:
+  /          a chat page: pick a name and a room, chat live, see who is there
+  /channels  the chat's channel endpoint (PROTOCOL.md; WebSocket, or Server-
+             Sent Events + POST when the upgrade is blocked). History is kept
+             in this process: after a restart, pages say it was lost.
+  /echo      a WebSocket endpoint that echoes every message with its type,
+             offering the subprotocols "chat" and "superchat" (the first one
+             the client offers is chosen). WebSocket handshakes on any other
+             path are echoed the same way. Clients that offer
+             permessage-deflate get it (messages from 1 KiB on are compressed).
 
 A connection to /topics/NAME is subscribed to topic NAME; every message it
 sends goes to every other subscriber of NAME. With --redis or
@@ -115,25 +124,47 @@ export async function serveCommand(args: string[]): Promise<number> {
       },
     },
   });
-  // Plain HTTP requests: a line about the endpoint at /, 404 elsewhere.
+  const chat = createChatServer(broker === undefined ? {} : { broker });
+  // Plain HTTP: the chat's fallback, the page's files, a line about /echo, 404 elsewhere.
   const onRequest: RequestListener = (req, res) => {
-    if (req.url === '/' || req.url === '/index.html') {
-      res.writeHead(200, { 'Content-Type': 'text/plain; charset=utf-8' });
-      res.end('fullduplex server. WebSocket echo endpoint: /echo (subprotocols: chat, superchat); topics: /topics/NAME\n');
+    if (chat.handleRequest(req, res) || serveWebFile(req, res)) return;
+    if (req.url === '/echo' || req.url?.startsWith(TOPICS_PATH) === true) {
+      res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13' });
+      res.end('fullduplex WebSocket endpoint (/echo: subprotocols chat, superchat; /topics/NAME): connect with a WebSocket client\n');
       return;
     }
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
     res.end('not found\n');
   };
+  const server = createServer({ maxHeaderSize: 16 * 1024 }, onRequest);
+  // A client that sends its request head too slowly is dropped; a malformed one gets 400.
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 10_000;
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+    else socket.destroy();
+  });
+  // Routed by path in attach order: /channels first, then the echo for every other path.
+  chat.attach(server);
+  wss.attach(server);
   let actualPort: number;
   try {
-    ({ port: actualPort } = await wss.listen(port, host, onRequest));
+    actualPort = await new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        const address = server.address();
+        resolve(typeof address === 'object' && address !== null ? address.port : port);
+      });
+    });
   } catch (err) {
+    await Promise.all([chat.close(), wss.close(0)]);
     await broker?.close();
     throw new Error(`cannot listen on ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const shownHost = host.includes(':') ? `[${host}]` : host;
   process.stdout.write(`fullduplex serve: listening on ws://${shownHost}:${actualPort}/echo\n`);
+  process.stdout.write(`fullduplex serve: chat at http://${shownHost}:${actualPort}/ (channels: ws://${shownHost}:${actualPort}${CHAT_PATH})\n`);
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -143,10 +174,14 @@ export async function serveCommand(args: string[]): Promise<number> {
       }
       stopping = true;
       process.stdout.write('fullduplex serve: shutting down\n');
-      // Closes the WebSocket connections (1001) and the HTTP server listen()
-      // made; then the Redis connections (the server closes only a broker it made).
-      void wss
-        .close(2000)
+      // Chat sessions get a disconnect (1001, reconnect), echo connections a
+      // 1001 close; then the HTTP server stops, then the Redis connections
+      // (the servers close only a broker they made).
+      void Promise.all([chat.close(), wss.close(2000)])
+        .then(() => new Promise<void>((done) => {
+          server.close(() => done());
+          server.closeAllConnections();
+        }))
         .then(() => broker?.close())
         .then(() => resolve(0));
     };
