@@ -110,7 +110,9 @@ export class CuttableProxy {
     if (!this.#pairs.delete(pair)) return;
     for (const socket of pair) {
       if (socket.destroyed) continue;
-      if (mode === 'reset') socket.resetAndDestroy();
+      // A reset only for a connection still open both ways: resetAndDestroy()
+      // on a socket that already ended leaves Node 20 hanging at process exit.
+      if (mode === 'reset' && socket.readable && socket.writable) socket.resetAndDestroy();
       else socket.destroy();
     }
   }
