@@ -21,7 +21,7 @@ import { PROTOCOL } from '../client-lib/types.js';
 import { parseFrame } from './commands.js';
 import { type DispatchHost, Dispatcher, publishPayload } from './dispatch.js';
 import { Fallback } from './fallback.js';
-import { pingFrame } from './frames.js';
+import { pingFrame, unsubscribedFrame } from './frames.js';
 import { Hub, type HubHost } from './hub.js';
 import { MemoryStore } from './memory-store.js';
 import { CHANNEL_DEFAULTS, type ChannelLimits, type ChannelOptions, type ChannelServerOptions } from './options.js';
@@ -159,6 +159,19 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     const s = this.sessions.get(clientId);
     if (s === undefined) return false;
     s.disconnect(code, reason, reconnect);
+    return true;
+  }
+
+  /**
+   * Ends a client's subscription from application code (a kick from a room):
+   * the client gets an `unsubscribed` push with `code` and `reason` and does
+   * not resubscribe by itself. False if the client is not here or not in it.
+   */
+  unsubscribe(clientId: string, channel: string, code = 4403, reason = 'unsubscribed by the server'): boolean {
+    const s = this.sessions.get(clientId);
+    if (s === undefined || !s.channels.has(channel)) return false;
+    this.dispatcher.unsubscribe(s, channel);
+    s.send(unsubscribedFrame(channel, code, reason));
     return true;
   }
 
