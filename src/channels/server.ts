@@ -31,6 +31,13 @@ import { type Session, SessionState, requestOf } from './session.js';
 import type { ChannelStore, StreamPosition } from './store.js';
 import { PING_TOPIC, WsSession } from './ws-session.js';
 
+/**
+ * How often each hub compares its position with the store's, to deliver a
+ * broadcast the broker lost (PROTOCOL.md §7): the bound on how late such a
+ * publication can be, when no later one reveals the gap sooner.
+ */
+const CATCH_UP_INTERVAL = 5000;
+
 export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
   readonly limits: ChannelLimits;
   readonly rules: ChannelRules;
@@ -56,6 +63,7 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
   private readonly sweepTimer: NodeJS.Timeout;
   private nextPing: number;
   private nextPresence: number;
+  private nextCatchUp: number;
 
   constructor(options: ChannelServerOptions<T> = {}) {
     this.limits = { ...CHANNEL_DEFAULTS };
@@ -98,6 +106,7 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     const now = Date.now();
     this.nextPing = now + this.limits.ping;
     this.nextPresence = now + this.limits.presenceTtl / 3;
+    this.nextCatchUp = now + CATCH_UP_INTERVAL;
     const l = this.limits;
     const every = Math.max(10, Math.min(1000, l.ping / 4, l.pingGrace / 2, l.connectTimeout / 4, l.presenceTtl / 6));
     this.sweepTimer = setInterval(() => this.sweep(), every);
@@ -302,6 +311,10 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
       if (now - s.lastSeen > l.ping + l.pingGrace) s.disconnect(CloseCode.HeartbeatTimeout, 'heartbeat timeout', true);
       else if (s.bufferedAmount > l.maxBufferedBytes) s.disconnect(CloseCode.SlowConsumer, 'slow consumer', true);
       else if (ping && s.transport === 'sse') s.send(pingFrame());
+    }
+    if (now >= this.nextCatchUp) {
+      this.nextCatchUp = now + CATCH_UP_INTERVAL;
+      for (const hub of this.hubs.values()) hub.catchUp().catch((err: unknown) => this.reportError(err, `catching up on "${hub.channel}"`));
     }
     if (now >= this.nextPresence) {
       this.nextPresence = now + l.presenceTtl / 3;
