@@ -237,7 +237,11 @@ export class Dispatcher<T> {
     if (!options.publish) throw new Refusal(ErrorCode.Forbidden, 'clients may not publish to this channel');
     if (!(await this.can(session, 'publish', channel))) throw new Refusal(ErrorCode.Forbidden, 'not allowed to publish to this channel');
     const info = JSON.stringify({ client: session.id, user: session.user });
-    const pos = await publishPayload(this.host, channel, storedPayload(payload, info), options);
+    const pos = await publishPayload(this.host, channel, storedPayload(payload, info), options).catch((err: unknown) => {
+      if (!(err instanceof BroadcastError)) throw err;
+      this.host.reportError(err.cause, `broadcast on "${channel}"`);
+      throw new Refusal(ErrorCode.Unavailable, 'stored, but the broker could not carry it to other nodes now');
+    });
     session.send(reply(id, 'published', { offset: pos.offset, epoch: pos.epoch }));
   }
 
@@ -269,7 +273,18 @@ export async function publishPayload(
   const pos = await host.store.append(channel, payload, options.history);
   const message = encodePublication(channel, pos.offset, pos.epoch, pubFrame(channel, pos.offset, pos.epoch, payload));
   await new Promise<void>((resolve, reject) => {
-    host.broker.publish(channelTopic(channel), message, undefined, (err) => (err === null ? resolve() : reject(err)));
+    host.broker.publish(channelTopic(channel), message, undefined, (err) => (err === null ? resolve() : reject(new BroadcastError(err))));
   });
   return pos;
+}
+
+/**
+ * The broker failed to carry a stored publication to other nodes (Redis
+ * down): this node's subscribers have it, the others will find it in the
+ * store when they recover or fill the gap.
+ */
+export class BroadcastError extends Error {
+  constructor(override readonly cause: Error) {
+    super(`broadcast failed: ${cause.message}`);
+  }
 }

@@ -19,6 +19,11 @@ export function disconnectFrame(code: number, reason: string, reconnect: boolean
   return JSON.stringify({ type: 'disconnect', code, reason, reconnect });
 }
 
+/** The application ended a subscription (PROTOCOL.md §3). */
+export function unsubscribedFrame(channel: string, code: number, reason: string): string {
+  return JSON.stringify({ type: 'unsubscribed', channel, code, reason });
+}
+
 export function connectedFrame(id: number, client: string, user: string, ping: number, session?: string): string {
   return JSON.stringify(session === undefined ? { id, type: 'connected', client, user, ping } : { id, type: 'connected', client, user, ping, session });
 }

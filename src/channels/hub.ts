@@ -172,10 +172,22 @@ export class Hub implements TopicSubscriber {
     if (this.held.size > 0) this.gapTimer ??= setTimeout(() => this.fill(), this.host.gapWait);
   }
 
+  /**
+   * Catches up with the store: a broadcast this node never got (the broker
+   * was down, or it came before the broker's subscription was active) and
+   * that no later publication revealed as a gap. Called now and then by the
+   * server's sweep; costs one position read.
+   */
+  async catchUp(): Promise<void> {
+    if (!this.live || this.filling || this.gone || this.options.history.size === 0) return;
+    const top = await this.host.store.position(this.channel, this.options.history);
+    if (top.epoch === this.epoch && top.offset > this.offset && !this.filling && !this.gone) await this.fill(true);
+  }
+
   /** The gap did not close by itself: read the missing publications back from the store. */
-  private async fill(): Promise<void> {
+  private async fill(always = false): Promise<void> {
     this.gapTimer = null;
-    if (this.gone || this.held.size === 0) return;
+    if (this.gone || (this.held.size === 0 && !always)) return;
     this.filling = true;
     try {
       const history = this.options.history;

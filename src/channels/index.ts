@@ -3,6 +3,7 @@
  */
 export { ChannelServer } from './server.js';
 export { MemoryStore, type MemoryStoreOptions } from './memory-store.js';
+export { CHANNEL_TOPIC_PREFIX, isChannelLayerTopic } from './wire.js';
 export { CHANNEL_DEFAULTS, DEFAULT_CHANNEL_OPTIONS } from './options.js';
 export type {
   ChannelAction,

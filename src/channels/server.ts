@@ -21,7 +21,7 @@ import { PROTOCOL } from '../client-lib/types.js';
 import { parseFrame } from './commands.js';
 import { type DispatchHost, Dispatcher, publishPayload } from './dispatch.js';
 import { Fallback } from './fallback.js';
-import { pingFrame } from './frames.js';
+import { pingFrame, unsubscribedFrame } from './frames.js';
 import { Hub, type HubHost } from './hub.js';
 import { MemoryStore } from './memory-store.js';
 import { CHANNEL_DEFAULTS, type ChannelLimits, type ChannelOptions, type ChannelServerOptions } from './options.js';
@@ -30,6 +30,13 @@ import { ChannelRules } from './rules.js';
 import { type Session, SessionState, requestOf } from './session.js';
 import type { ChannelStore, StreamPosition } from './store.js';
 import { PING_TOPIC, WsSession } from './ws-session.js';
+
+/**
+ * How often each hub compares its position with the store's, to deliver a
+ * broadcast the broker lost (PROTOCOL.md §7): the bound on how late such a
+ * publication can be, when no later one reveals the gap sooner.
+ */
+const CATCH_UP_INTERVAL = 5000;
 
 export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
   readonly limits: ChannelLimits;
@@ -56,6 +63,7 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
   private readonly sweepTimer: NodeJS.Timeout;
   private nextPing: number;
   private nextPresence: number;
+  private nextCatchUp: number;
 
   constructor(options: ChannelServerOptions<T> = {}) {
     this.limits = { ...CHANNEL_DEFAULTS };
@@ -98,6 +106,7 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     const now = Date.now();
     this.nextPing = now + this.limits.ping;
     this.nextPresence = now + this.limits.presenceTtl / 3;
+    this.nextCatchUp = now + CATCH_UP_INTERVAL;
     const l = this.limits;
     const every = Math.max(10, Math.min(1000, l.ping / 4, l.pingGrace / 2, l.connectTimeout / 4, l.presenceTtl / 6));
     this.sweepTimer = setInterval(() => this.sweep(), every);
@@ -159,6 +168,19 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     const s = this.sessions.get(clientId);
     if (s === undefined) return false;
     s.disconnect(code, reason, reconnect);
+    return true;
+  }
+
+  /**
+   * Ends a client's subscription from application code (a kick from a room):
+   * the client gets an `unsubscribed` push with `code` and `reason` and does
+   * not resubscribe by itself. False if the client is not here or not in it.
+   */
+  unsubscribe(clientId: string, channel: string, code = 4403, reason = 'unsubscribed by the server'): boolean {
+    const s = this.sessions.get(clientId);
+    if (s === undefined || !s.channels.has(channel)) return false;
+    this.dispatcher.unsubscribe(s, channel);
+    s.send(unsubscribedFrame(channel, code, reason));
     return true;
   }
 
@@ -289,6 +311,10 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
       if (now - s.lastSeen > l.ping + l.pingGrace) s.disconnect(CloseCode.HeartbeatTimeout, 'heartbeat timeout', true);
       else if (s.bufferedAmount > l.maxBufferedBytes) s.disconnect(CloseCode.SlowConsumer, 'slow consumer', true);
       else if (ping && s.transport === 'sse') s.send(pingFrame());
+    }
+    if (now >= this.nextCatchUp) {
+      this.nextCatchUp = now + CATCH_UP_INTERVAL;
+      for (const hub of this.hubs.values()) hub.catchUp().catch((err: unknown) => this.reportError(err, `catching up on "${hub.channel}"`));
     }
     if (now >= this.nextPresence) {
       this.nextPresence = now + l.presenceTtl / 3;

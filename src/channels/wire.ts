@@ -13,13 +13,27 @@
  */
 import { TopicMessage } from '../pubsub/message.js';
 
+/**
+ * Every broker topic of the channel layer starts with this. An application
+ * that shares its broker with the channel server and lets clients name
+ * topics of their own must refuse names with this prefix
+ * (`isChannelLayerTopic`): whoever can publish on them can forge
+ * publications and commands.
+ */
+export const CHANNEL_TOPIC_PREFIX = 'fd:';
+
+/** Whether `topic` belongs to the channel layer (see CHANNEL_TOPIC_PREFIX). */
+export function isChannelLayerTopic(topic: string): boolean {
+  return topic.startsWith(CHANNEL_TOPIC_PREFIX);
+}
+
 /** Broker topics: channels and sessions live apart, and a channel name can never name a session. */
 export function channelTopic(channel: string): string {
-  return `fd:c:${channel}`;
+  return `${CHANNEL_TOPIC_PREFIX}c:${channel}`;
 }
 
 export function sessionTopic(sessionHash: string): string {
-  return `fd:s:${sessionHash}`;
+  return `${CHANNEL_TOPIC_PREFIX}s:${sessionHash}`;
 }
 
 export function encodePublication(channel: string, offset: number, epoch: string, frame: string): TopicMessage {

@@ -8,6 +8,7 @@
 import { createServer, type RequestListener } from 'node:http';
 import { type Broker, WebSocketServer } from '../index.js';
 import { UsageError, parse, parsePort } from './args.js';
+import { isChannelLayerTopic } from '../channels/index.js';
 import { CHAT_PATH, createChatServer } from './chat.js';
 import { connectRedisBroker, parseRedisTarget, redacted } from './serve-redis.js';
 import { serveWebFile } from './web.js';
@@ -113,7 +114,12 @@ export async function serveCommand(args: string[]): Promise<number> {
     ...(broker === undefined ? {} : { broker }),
     handler: {
       upgrade(_req, info) {
-        return { accept: true, data: { topic: topicOf(info.url) } };
+        const topic = topicOf(info.url);
+        // The chat's channel server talks between nodes on broker topics
+        // starting with "fd:" (PROTOCOL.md §9): with --redis the broker is
+        // shared, and a /topics client publishing there could forge chat messages.
+        if (topic !== null && isChannelLayerTopic(topic)) return { accept: false, status: 403, body: 'this topic name is reserved' };
+        return { accept: true, data: { topic } };
       },
       open(ws) {
         if (ws.data.topic !== null) ws.subscribe(ws.data.topic);

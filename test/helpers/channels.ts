@@ -134,6 +134,8 @@ export class Bus {
   delay = 0;
   /** …plus a random 0..jitter ms each, so messages from different nodes arrive out of order. */
   jitter = 0;
+  /** Lose every cross-node message (a broker outage). */
+  lossy = false;
 }
 
 /**
@@ -170,7 +172,7 @@ export class BusBroker implements Broker {
   publish(topic: string, message: TopicMessage, exclude?: TopicSubscriber, callback?: PublishCallback): number {
     const n = this.local.deliver(topic, message, exclude);
     // A node taken off the bus (a dead or partitioned one) reaches no one else.
-    if (this.bus.nodes.has(this)) {
+    if (this.bus.nodes.has(this) && !this.bus.lossy) {
       for (const other of this.bus.nodes) {
         if (other !== this) setTimeout(() => other.local.deliver(topic, message), this.bus.delay + Math.random() * this.bus.jitter);
       }

@@ -78,6 +78,23 @@ describe('client API over WebSocket', () => {
     assert.equal(c.getSubscription('chat:a'), undefined);
   });
 
+  it('server.unsubscribe ends a subscription with an unsubscribed push; the client does not come back to it', async (t) => {
+    const { url, server } = await startChannels(t, { channels: [CHAT] });
+    const c = client(t, url);
+    const sub = c.subscribe('chat:kick');
+    const ended: unknown[] = [];
+    sub.on('unsubscribed', (e) => ended.push(e));
+    c.connect();
+    await until(() => sub.state === 'subscribed', 'subscribed');
+    assert.equal(server.unsubscribe(c.clientId ?? '', 'chat:kick', 4403, 'kicked from the room'), true);
+    await until(() => ended.length === 1, 'unsubscribed push');
+    assert.deepEqual(ended[0], { channel: 'chat:kick', code: 4403, reason: 'kicked from the room' });
+    assert.equal(c.getSubscription('chat:kick'), undefined);
+    await server.publish('chat:kick', 'not for you');
+    assert.deepEqual(await server.presence('chat:kick'), []);
+    assert.equal(server.unsubscribe(c.clientId ?? '', 'chat:kick'), false);
+  });
+
   it('a publish with no reply in time rejects with 408; a refused subscribe ends the subscription', async (t) => {
     const { url } = await startChannels(t, {
       channels: [CHAT],

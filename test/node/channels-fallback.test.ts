@@ -310,4 +310,22 @@ describe('§9 several nodes without sticky sessions', () => {
     await until(() => got.every((g) => g.length === 180), 'every publication everywhere');
     for (const g of got) assert.deepEqual(g, all);
   });
+
+  it('a node catches up with the store on a broadcast the broker lost (within 5 s)', async (t) => {
+    const bus = new Bus();
+    const store = new MemoryStore();
+    t.after(() => store.close());
+    const a = await startChannels(t, { channels: [CHAT], broker: new BusBroker(bus), store });
+    const b = await startChannels(t, { channels: [CHAT], broker: new BusBroker(bus), store });
+    const c = client(t, b.url, { transports: ['websocket'] });
+    const got: unknown[] = [];
+    c.subscribe('chat:lost').on('publication', (p) => got.push(p.data));
+    c.connect();
+    await until(() => c.getSubscription('chat:lost')?.state === 'subscribed', 'subscribed');
+    bus.lossy = true;
+    await a.server.publish('chat:lost', 'lost on the way');
+    bus.lossy = false;
+    await until(() => got.length === 1, 'caught up', 15_000);
+    assert.deepEqual(got, ['lost on the way']);
+  });
 });

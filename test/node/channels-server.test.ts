@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import { ErrorCode, CloseCode } from '../../src/client-lib/codes.js';
 import { Peer, startChannels, until } from '../helpers/channels.js';
 import { rawOpen } from '../helpers/raw-client.js';
+import { LocalBroker } from '../../src/pubsub/local.js';
+import type { TopicMessage } from '../../src/pubsub/message.js';
+import type { PublishCallback, TopicSubscriber } from '../../src/pubsub/broker.js';
 
 const CHAT = { match: 'chat:*', history: { size: 5, ttl: 60_000 }, presence: true, publish: true };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -263,6 +266,22 @@ describe('§5 error codes', () => {
     const p = await Peer.connected(t, url);
     assert.deepEqual(await p.call({ id: 2, type: 'subscribe', channel: 'a' }), { id: 2, type: 'error', code: 500, message: 'internal error' });
     assert.equal((await p.call({ id: 3, type: 'subscribe', channel: 'a' })).code, 500, 'the failed subscribe left nothing behind');
+  });
+
+  it('503 unavailable: the broker could not carry a publication to other nodes (local subscribers have it)', async (t) => {
+    class DownBroker extends LocalBroker {
+      override publish(topic: string, message: TopicMessage, exclude?: TopicSubscriber, callback?: PublishCallback): number {
+        const n = this.deliver(topic, message, exclude);
+        callback?.(new Error('redis is down'));
+        return n;
+      }
+    }
+    const { url } = await startChannels(t, { channels: [CHAT], broker: new DownBroker() });
+    const p = await Peer.connected(t, url);
+    await p.call({ id: 2, type: 'subscribe', channel: 'chat:1' });
+    const reply = await p.call({ id: 3, type: 'publish', channel: 'chat:1', data: 'x' });
+    assert.deepEqual([reply.type, reply.code], ['error', ErrorCode.Unavailable]);
+    assert.equal(p.pubs('chat:1').length, 1);
   });
 
   it('an authenticate hook that throws: 500 and close 4500 (reconnect)', async (t) => {

@@ -152,4 +152,16 @@ describe('fullduplex serve: the chat', () => {
       assert.equal(badName.status, 401);
     });
   });
+
+  it('/topics refuses the channel layer\'s broker topics (fd:…), which would let a client forge chat messages', async () => {
+    const upgrade = {
+      connection: 'Upgrade',
+      upgrade: 'websocket',
+      'sec-websocket-version': '13',
+      'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==',
+    };
+    for (const path of ['/topics/fd%3Ac%3Achat%3Alobby', '/topics/fd:s:x']) {
+      assert.equal((await http(serve.port, 'GET', path, upgrade)).status, 403, path);
+    }
+  });
 });

@@ -165,6 +165,19 @@ describe('§7 the hub: in order, once', () => {
     hub.release(new ListSession({ transport: 'sse', headers: {}, url: '/', origin: undefined, remoteAddress: undefined }, 0));
   });
 
+  it('catches up with the store on publications that never arrived and left no gap', async (t) => {
+    const store = new MemoryStore();
+    t.after(() => store.close());
+    const { hub, offsets } = await hubWith(store);
+    for (let i = 1; i <= 2; i++) await store.append('c', `{"data":${i}}`, H);
+    await hub.catchUp();
+    assert.deepEqual(offsets(), [1, 2]);
+    await hub.catchUp();
+    assert.deepEqual(offsets(), [1, 2], 'nothing new: nothing delivered');
+    hub.acquire();
+    hub.release(new ListSession({ transport: 'sse', headers: {}, url: '/', origin: undefined, remoteAddress: undefined }, 0));
+  });
+
   it('a buffering member gets everything delivered meanwhile, in order, events included', async (t) => {
     const store = new MemoryStore();
     t.after(() => store.close());
