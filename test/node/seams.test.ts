@@ -392,6 +392,28 @@ describe('acceptStream: a connection over a Duplex another transport negotiated'
     assert.ok(f.payload.length < large.length / 4);
   });
 
+  it('a stream that closed before acceptStream (an HTTP/2 stream reset during async auth) leaves no connection behind', async (t) => {
+    const { log, wss } = streamServer(t);
+    const { server } = duplexPair();
+    server.on('error', () => undefined); // destroying a Duplex.from reports an AbortError
+    server.destroy();
+    await new Promise((resolve) => server.once('close', resolve));
+    // Either refusing the stream or opening and closing it at once is fine; a phantom is not.
+    let ws: ServerWebSocket | null = null;
+    try {
+      ws = wss.acceptStream(server);
+    } catch {
+      ws = null;
+    }
+    await until('the server to forget the connection', () => wss.clients.size === 0, 2_000).catch(() => undefined);
+    assert.equal(wss.clients.size, 0, 'no connection left open on a closed stream');
+    if (ws !== null) {
+      assert.equal(ws.readyState, 3);
+      assert.deepEqual(log.all('close').map((e) => e.code), [1006], 'its close handler ran once, with 1006');
+    }
+    await withTimeout(wss.close(100), 5_000, 'wss.close() with nothing open');
+  });
+
   it('refuses an extensions value that does not parse (TypeError), and any stream while shutting down', async (t) => {
     const { wss } = streamServer(t, { perMessageDeflate: true });
     assert.throws(() => wss.acceptStream(duplexPair().server, { extensions: 'permessage-deflate;' }), TypeError);
