@@ -10,6 +10,7 @@ import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import assert from 'node:assert/strict';
 import { WebSocketServer, type ServerWebSocket } from '../../src/index.js';
 import { LOOPBACK, rawOpen, until, withTimeout } from '../helpers/raw-client.js';
+import { h2WebSocket } from '../helpers/h2.js';
 import { scopeFor } from '../helpers/server-harness.js';
 import { StreamPeer } from '../helpers/stream-peer.js';
 
@@ -62,11 +63,11 @@ interface Phase1 {
 
 /**
  * An echo server and a peer that sends `messages` × 1 MiB and reads nothing
- * (after the open handler sent `greeting` × 1 MiB of its own), over TCP or
- * over an in-memory Duplex (acceptStream), run until the server stops
- * taking messages or a minute passes.
+ * (after the open handler sent `greeting` × 1 MiB of its own), over TCP, an
+ * HTTP/2 stream or an in-memory Duplex (acceptStream), run until the server
+ * stops taking messages or a minute passes.
  */
-async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greeting = 0, transport: 'tcp' | 'memory' = 'tcp'): Promise<Phase1> {
+async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greeting = 0, transport: 'tcp' | 'memory' | 'h2' = 'tcp'): Promise<Phase1> {
   const s = scopeFor(t);
   let server: ServerWebSocket | null = null;
   let received = 0;
@@ -87,8 +88,9 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
       },
     }),
   );
-  // The peer's two directions: a TCP socket after an HTTP/1.1 handshake, or
-  // two in-memory pipes behind a Duplex given to acceptStream.
+  // The peer's two directions: a TCP socket after an HTTP/1.1 handshake, an
+  // HTTP/2 extended CONNECT stream (RFC 8441), or two in-memory pipes behind
+  // a Duplex given to acceptStream.
   let output: Writable;
   let input: Readable;
   let reader: StreamPeer;
@@ -100,6 +102,14 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
     input.pause();
     // A StreamPeer reads the socket from here on, starting with what arrived behind the 101.
     reader = new StreamPeer(output, input, peer.release());
+  } else if (transport === 'h2') {
+    const { req } = await h2WebSocket(t, (stream) => {
+      stream.respond({ ':status': 200 });
+      wss.acceptStream(stream);
+    });
+    output = input = req;
+    reader = new StreamPeer(output, input);
+    input.pause();
   } else {
     const toServer = new PassThrough();
     const toPeer = new PassThrough();
@@ -183,12 +193,21 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
   return { ...phase1, finish };
 }
 
+/**
+ * While the peer read nothing, the server stopped reading: the peer's writes
+ * blocked, not every message got through, and the server's buffered output
+ * for the peer stayed within `bound` (the limit plus one message).
+ */
+function assertReadingStopped(run: Phase1, messages: number, bound = MAX_BACKPRESSURE + ECHO_FRAME): void {
+  assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
+  assert.ok(run.received < messages, `the server read all ${messages} messages from a peer that reads nothing`);
+  assert.ok(run.maxBuffered <= bound, `the server buffered ${run.maxBuffered} bytes for the peer (at most ${bound} expected)`);
+}
+
 describe('read-side flow control: a peer that sends but never reads', () => {
   it(`echo of ${MESSAGES} × 1 MiB: the server stops reading while the peer does not, then everything arrives intact and in order`, { timeout: 180_000 }, async (t) => {
     const run = await echoToPeerThatDoesNotRead(t, MESSAGES);
-    assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
-    assert.ok(run.received < MESSAGES, `the server read all ${MESSAGES} messages from a peer that reads nothing`);
-    assert.ok(run.maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${run.maxBuffered} bytes for the peer (limit ${MAX_BACKPRESSURE} + one message)`);
+    assertReadingStopped(run, MESSAGES);
     await run.finish();
   });
 
@@ -198,21 +217,21 @@ describe('read-side flow control: a peer that sends but never reads', () => {
     const greeting = 8;
     const messages = 64;
     const run = await echoToPeerThatDoesNotRead(t, messages, greeting);
-    assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
-    assert.ok(run.received < messages, `the server read all ${messages} messages from a peer that reads nothing`);
-    assert.ok(
-      run.maxBuffered <= greeting * ECHO_FRAME + MAX_BACKPRESSURE + ECHO_FRAME,
-      `the server buffered ${run.maxBuffered} bytes for the peer (the greeting, plus at most the limit and one message)`,
-    );
+    assertReadingStopped(run, messages, greeting * ECHO_FRAME + MAX_BACKPRESSURE + ECHO_FRAME);
     await run.finish();
   });
 
   it('over a stream that is not a socket (an in-memory Duplex given to acceptStream) too', { timeout: 180_000 }, async (t) => {
     const messages = 64;
     const run = await echoToPeerThatDoesNotRead(t, messages, 0, 'memory');
-    assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
-    assert.ok(run.received < messages, `the server read all ${messages} messages from a peer that reads nothing`);
-    assert.ok(run.maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${run.maxBuffered} bytes for the peer (limit ${MAX_BACKPRESSURE} + one message)`);
+    assertReadingStopped(run, messages);
+    await run.finish();
+  });
+
+  it('over an HTTP/2 extended CONNECT stream (RFC 8441) too', { timeout: 180_000 }, async (t) => {
+    const messages = 64;
+    const run = await echoToPeerThatDoesNotRead(t, messages, 0, 'h2');
+    assertReadingStopped(run, messages);
     await run.finish();
   });
 });

@@ -8,12 +8,11 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import diagnostics_channel from 'node:diagnostics_channel';
-import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
 import { DiagnosticsChannel, ProtocolError, SendResult, WebSocketServer, type ServerWebSocket } from '../../src/index.js';
 import { clientFrame } from '../helpers/frames.js';
 import { LOOPBACK, WAIT_MS, rawOpen, rawRequest, until, upgradeRequest, withTimeout } from '../helpers/raw-client.js';
+import { h2WebSocket } from '../helpers/h2.js';
 import { EventLog, echo, listening, scopeFor } from '../helpers/server-harness.js';
 import { StreamPeer } from '../helpers/stream-peer.js';
 
@@ -426,45 +425,26 @@ describe('acceptStream: a connection over a Duplex another transport negotiated'
 describe('RFC 8441: WebSocket over an HTTP/2 extended CONNECT stream', () => {
   it('a node:http2 client opens a CONNECT :protocol websocket stream; the server accepts it with acceptStream; echo and close', async (t) => {
     const { log, wss } = streamServer(t);
-    const h2 = http2.createServer({ settings: { enableConnectProtocol: true } });
     const accepted: ServerWebSocket[] = [];
-    h2.on('stream', (stream, headers) => {
-      // RFC 8441 §4: the extended CONNECT request names the protocol; §5: 200 accepts it.
-      if (headers[':method'] !== 'CONNECT' || headers[':protocol'] !== 'websocket' || headers['sec-websocket-version'] !== '13') {
-        stream.respond({ ':status': 400 });
-        stream.end();
-        return;
-      }
-      const offered = String(headers['sec-websocket-protocol'] ?? '')
-        .split(',')
-        .map((p) => p.trim());
-      const protocol = offered.find((p) => p === 'chat');
-      stream.respond(protocol === undefined ? { ':status': 200 } : { ':status': 200, 'sec-websocket-protocol': protocol });
-      accepted.push(wss.acceptStream(stream, { protocol }));
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      h2.once('error', reject);
-      h2.listen(0, LOOPBACK, () => resolve((h2.address() as AddressInfo).port));
-    });
-    const session = http2.connect(`http://${LOOPBACK}:${port}`);
-    t.after(async () => {
-      session.destroy();
-      await new Promise<void>((resolve) => h2.close(() => resolve()));
-    });
-    // RFC 8441 §3: a client may use :protocol only after the server's SETTINGS_ENABLE_CONNECT_PROTOCOL = 1.
-    const settings = await withTimeout(new Promise<http2.Settings>((resolve) => session.once('remoteSettings', resolve)), WAIT_MS, 'the server SETTINGS');
+    const { req, response, settings } = await h2WebSocket(
+      t,
+      (stream, headers) => {
+        // RFC 8441 §4: the extended CONNECT request names the protocol; §5: 200 accepts it.
+        if (headers[':method'] !== 'CONNECT' || headers[':protocol'] !== 'websocket' || headers['sec-websocket-version'] !== '13') {
+          stream.respond({ ':status': 400 });
+          stream.end();
+          return;
+        }
+        const offered = String(headers['sec-websocket-protocol'] ?? '')
+          .split(',')
+          .map((p) => p.trim());
+        const protocol = offered.find((p) => p === 'chat');
+        stream.respond(protocol === undefined ? { ':status': 200 } : { ':status': 200, 'sec-websocket-protocol': protocol });
+        accepted.push(wss.acceptStream(stream, { protocol }));
+      },
+      { ':path': '/chat', 'sec-websocket-protocol': 'superchat, chat' },
+    );
     assert.equal(settings.enableConnectProtocol, true);
-
-    const req = session.request({
-      ':method': 'CONNECT',
-      ':protocol': 'websocket',
-      ':scheme': 'http',
-      ':path': '/chat',
-      ':authority': `${LOOPBACK}:${port}`,
-      'sec-websocket-version': '13',
-      'sec-websocket-protocol': 'superchat, chat',
-    });
-    const response = await withTimeout(new Promise<http2.IncomingHttpHeaders>((resolve) => req.once('response', resolve)), WAIT_MS, 'the CONNECT response');
     assert.equal(response[':status'], 200);
     assert.equal(response['sec-websocket-protocol'], 'chat');
     const peer = new StreamPeer(req, req);
