@@ -67,7 +67,17 @@ interface Phase1 {
  * HTTP/2 stream or an in-memory Duplex (acceptStream), run until the server
  * stops taking messages or a minute passes.
  */
-async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greeting = 0, transport: 'tcp' | 'memory' | 'h2' = 'tcp'): Promise<Phase1> {
+interface Scenario {
+  /** 1 MiB messages the peer sends. */
+  messages: number;
+  /** 1 MiB messages the open handler sends first. */
+  greeting?: number;
+  transport?: 'tcp' | 'memory' | 'h2';
+  /** How many of the messages arrive as acceptStream's `head` (memory only). */
+  inHead?: number;
+}
+
+async function echoToPeerThatDoesNotRead(t: TestContext, { messages, greeting = 0, transport = 'tcp', inHead = 0 }: Scenario): Promise<Phase1> {
   const s = scopeFor(t);
   let server: ServerWebSocket | null = null;
   let received = 0;
@@ -117,7 +127,8 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
     input = toPeer;
     reader = new StreamPeer(output, input);
     input.pause();
-    wss.acceptStream(Duplex.from({ readable: toServer, writable: toPeer }));
+    const head = inHead > 0 ? Buffer.concat(Array.from({ length: inHead }, (_, i) => maskedFrame(i))) : undefined;
+    wss.acceptStream(Duplex.from({ readable: toServer, writable: toPeer }), { head });
     t.after(() => {
       toServer.destroy();
       toPeer.destroy();
@@ -129,10 +140,10 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
 
   // The writer honours its own stream's backpressure, so the test process
   // holds at most a frame or two of the peer's output.
-  let written = 0;
+  let written = inHead;
   let stalled = false;
   const writer = (async () => {
-    for (let i = 0; i < messages && !output.destroyed; i++) {
+    for (let i = inHead; i < messages && !output.destroyed; i++) {
       if (!output.write(maskedFrame(i))) {
         stalled = true;
         await new Promise<void>((resolve) => {
@@ -206,7 +217,7 @@ function assertReadingStopped(run: Phase1, messages: number, bound = MAX_BACKPRE
 
 describe('read-side flow control: a peer that sends but never reads', () => {
   it(`echo of ${MESSAGES} × 1 MiB: the server stops reading while the peer does not, then everything arrives intact and in order`, { timeout: 180_000 }, async (t) => {
-    const run = await echoToPeerThatDoesNotRead(t, MESSAGES);
+    const run = await echoToPeerThatDoesNotRead(t, { messages: MESSAGES });
     assertReadingStopped(run, MESSAGES);
     await run.finish();
   });
@@ -216,22 +227,30 @@ describe('read-side flow control: a peer that sends but never reads', () => {
     // first reads: the server must not read from the peer until it drains.
     const greeting = 8;
     const messages = 64;
-    const run = await echoToPeerThatDoesNotRead(t, messages, greeting);
+    const run = await echoToPeerThatDoesNotRead(t, { messages, greeting });
     assertReadingStopped(run, messages, greeting * ECHO_FRAME + MAX_BACKPRESSURE + ECHO_FRAME);
     await run.finish();
   });
 
   it('over a stream that is not a socket (an in-memory Duplex given to acceptStream) too', { timeout: 180_000 }, async (t) => {
     const messages = 64;
-    const run = await echoToPeerThatDoesNotRead(t, messages, 0, 'memory');
+    const run = await echoToPeerThatDoesNotRead(t, { messages, transport: 'memory' });
     assertReadingStopped(run, messages);
     await run.finish();
   });
 
   it('over an HTTP/2 extended CONNECT stream (RFC 8441) too', { timeout: 180_000 }, async (t) => {
     const messages = 64;
-    const run = await echoToPeerThatDoesNotRead(t, messages, 0, 'h2');
+    const run = await echoToPeerThatDoesNotRead(t, { messages, transport: 'h2' });
     assertReadingStopped(run, messages);
+    await run.finish();
+  });
+
+  it('messages that came with the handshake (acceptStream head) count too: their echoes stop reading before it starts', { timeout: 180_000 }, async (t) => {
+    const inHead = 8;
+    const messages = 64;
+    const run = await echoToPeerThatDoesNotRead(t, { messages, transport: 'memory', inHead });
+    assertReadingStopped(run, messages, inHead * ECHO_FRAME + MAX_BACKPRESSURE + ECHO_FRAME);
     await run.finish();
   });
 });
