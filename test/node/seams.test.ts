@@ -130,6 +130,37 @@ describe('SendResult', () => {
   });
 });
 
+describe('drain answers send() only', () => {
+  it('ping, pong and close never call drain, even past the high-water mark (no send() reported Backpressure)', async (t) => {
+    const { s, port, log } = await listening(t, { highWaterMark: 1 }, {});
+    const { peer } = await rawOpen(port);
+    s.peer(peer);
+    const ws = (await log.first('open')).ws;
+    ws.ping('are you there');
+    ws.pong('heartbeat');
+    const ping = await peer.readFrame();
+    const pong = await peer.readFrame();
+    assert.deepEqual([ping.opcode, ping.payload.toString()], [0x9, 'are you there']);
+    assert.deepEqual([pong.opcode, pong.payload.toString()], [0xa, 'heartbeat']);
+    ws.close(4000, 'bye');
+    assert.deepEqual(await peer.readClose(), { code: 4000, reason: 'bye' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(log.all('drain').length, 0);
+  });
+
+  it('a send() that reported Backpressure gets exactly one drain once the output is written', async (t) => {
+    const { s, port, log } = await listening(t, { highWaterMark: 1 }, {});
+    const { peer } = await rawOpen(port);
+    s.peer(peer);
+    const ws = (await log.first('open')).ws;
+    assert.equal(ws.send('x'), SendResult.Backpressure);
+    assert.equal((await peer.readFrame()).payload.toString(), 'x');
+    await log.first('drain');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(log.all('drain').length, 1);
+  });
+});
+
 describe('diagnostics channels', () => {
   it('fullduplex:connection:open and :close carry the connection, its role, and the close code and reason', async (t) => {
     const opened = record<{ connection: unknown; role: string }>(t, DiagnosticsChannel.ConnectionOpen);
