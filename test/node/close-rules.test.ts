@@ -138,6 +138,21 @@ describe('answering a close echoes its code and reason (browser-visible)', () =>
     assert.deepEqual([ev.code, ev.reason], [1005, '']);
   });
 
+  it('closes that cross: each side keeps its own frame (no second close frame) and reports the other\'s code and reason (RFC 6455 §7.1.5)', async (t) => {
+    const { s, port, log } = await listening(t, {}, {});
+    const { peer } = await rawOpen(port);
+    s.peer(peer);
+    const server = (await log.first('open')).ws;
+    const sent = peer.sendClose(4001, 'peer');
+    server.close(4000, 'server');
+    await sent;
+    assert.deepEqual(await peer.readClose(), { code: 4000, reason: 'server' });
+    await peer.waitEnd();
+    assert.equal(peer.buffered, 0, 'nothing after the one close frame');
+    const ev = await log.first('close');
+    assert.deepEqual([ev.code, ev.reason], [4001, 'peer']);
+  });
+
   it('our client echoes a server close with its code and reason, so the server handler sees them', async (t) => {
     const { clientLog, server, serverLog } = await pair(t);
     server.close(4003, 'server says');

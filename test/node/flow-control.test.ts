@@ -10,6 +10,7 @@ import { Duplex, PassThrough, type Readable, type Writable } from 'node:stream';
 import assert from 'node:assert/strict';
 import { WebSocketServer, type ServerWebSocket } from '../../src/index.js';
 import { LOOPBACK, rawOpen, until, withTimeout } from '../helpers/raw-client.js';
+import { h2WebSocket } from '../helpers/h2.js';
 import { scopeFor } from '../helpers/server-harness.js';
 import { StreamPeer } from '../helpers/stream-peer.js';
 
@@ -62,11 +63,21 @@ interface Phase1 {
 
 /**
  * An echo server and a peer that sends `messages` × 1 MiB and reads nothing
- * (after the open handler sent `greeting` × 1 MiB of its own), over TCP or
- * over an in-memory Duplex (acceptStream), run until the server stops
- * taking messages or a minute passes.
+ * (after the open handler sent `greeting` × 1 MiB of its own), over TCP, an
+ * HTTP/2 stream or an in-memory Duplex (acceptStream), run until the server
+ * stops taking messages or a minute passes.
  */
-async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greeting = 0, transport: 'tcp' | 'memory' = 'tcp'): Promise<Phase1> {
+interface Scenario {
+  /** 1 MiB messages the peer sends. */
+  messages: number;
+  /** 1 MiB messages the open handler sends first. */
+  greeting?: number;
+  transport?: 'tcp' | 'memory' | 'h2';
+  /** How many of the messages arrive as acceptStream's `head` (memory only). */
+  inHead?: number;
+}
+
+async function echoToPeerThatDoesNotRead(t: TestContext, { messages, greeting = 0, transport = 'tcp', inHead = 0 }: Scenario): Promise<Phase1> {
   const s = scopeFor(t);
   let server: ServerWebSocket | null = null;
   let received = 0;
@@ -87,8 +98,9 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
       },
     }),
   );
-  // The peer's two directions: a TCP socket after an HTTP/1.1 handshake, or
-  // two in-memory pipes behind a Duplex given to acceptStream.
+  // The peer's two directions: a TCP socket after an HTTP/1.1 handshake, an
+  // HTTP/2 extended CONNECT stream (RFC 8441), or two in-memory pipes behind
+  // a Duplex given to acceptStream.
   let output: Writable;
   let input: Readable;
   let reader: StreamPeer;
@@ -100,6 +112,14 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
     input.pause();
     // A StreamPeer reads the socket from here on, starting with what arrived behind the 101.
     reader = new StreamPeer(output, input, peer.release());
+  } else if (transport === 'h2') {
+    const { req } = await h2WebSocket(t, (stream) => {
+      stream.respond({ ':status': 200 });
+      wss.acceptStream(stream);
+    });
+    output = input = req;
+    reader = new StreamPeer(output, input);
+    input.pause();
   } else {
     const toServer = new PassThrough();
     const toPeer = new PassThrough();
@@ -107,7 +127,8 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
     input = toPeer;
     reader = new StreamPeer(output, input);
     input.pause();
-    wss.acceptStream(Duplex.from({ readable: toServer, writable: toPeer }));
+    const head = inHead > 0 ? Buffer.concat(Array.from({ length: inHead }, (_, i) => maskedFrame(i))) : undefined;
+    wss.acceptStream(Duplex.from({ readable: toServer, writable: toPeer }), { head });
     t.after(() => {
       toServer.destroy();
       toPeer.destroy();
@@ -119,10 +140,10 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
 
   // The writer honours its own stream's backpressure, so the test process
   // holds at most a frame or two of the peer's output.
-  let written = 0;
+  let written = inHead;
   let stalled = false;
   const writer = (async () => {
-    for (let i = 0; i < messages && !output.destroyed; i++) {
+    for (let i = inHead; i < messages && !output.destroyed; i++) {
       if (!output.write(maskedFrame(i))) {
         stalled = true;
         await new Promise<void>((resolve) => {
@@ -183,12 +204,21 @@ async function echoToPeerThatDoesNotRead(t: TestContext, messages: number, greet
   return { ...phase1, finish };
 }
 
+/**
+ * While the peer read nothing, the server stopped reading: the peer's writes
+ * blocked, not every message got through, and the server's buffered output
+ * for the peer stayed within `bound` (the limit plus one message).
+ */
+function assertReadingStopped(run: Phase1, messages: number, bound = MAX_BACKPRESSURE + ECHO_FRAME): void {
+  assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
+  assert.ok(run.received < messages, `the server read all ${messages} messages from a peer that reads nothing`);
+  assert.ok(run.maxBuffered <= bound, `the server buffered ${run.maxBuffered} bytes for the peer (at most ${bound} expected)`);
+}
+
 describe('read-side flow control: a peer that sends but never reads', () => {
   it(`echo of ${MESSAGES} × 1 MiB: the server stops reading while the peer does not, then everything arrives intact and in order`, { timeout: 180_000 }, async (t) => {
-    const run = await echoToPeerThatDoesNotRead(t, MESSAGES);
-    assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
-    assert.ok(run.received < MESSAGES, `the server read all ${MESSAGES} messages from a peer that reads nothing`);
-    assert.ok(run.maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${run.maxBuffered} bytes for the peer (limit ${MAX_BACKPRESSURE} + one message)`);
+    const run = await echoToPeerThatDoesNotRead(t, { messages: MESSAGES });
+    assertReadingStopped(run, MESSAGES);
     await run.finish();
   });
 
@@ -197,22 +227,30 @@ describe('read-side flow control: a peer that sends but never reads', () => {
     // first reads: the server must not read from the peer until it drains.
     const greeting = 8;
     const messages = 64;
-    const run = await echoToPeerThatDoesNotRead(t, messages, greeting);
-    assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
-    assert.ok(run.received < messages, `the server read all ${messages} messages from a peer that reads nothing`);
-    assert.ok(
-      run.maxBuffered <= greeting * ECHO_FRAME + MAX_BACKPRESSURE + ECHO_FRAME,
-      `the server buffered ${run.maxBuffered} bytes for the peer (the greeting, plus at most the limit and one message)`,
-    );
+    const run = await echoToPeerThatDoesNotRead(t, { messages, greeting });
+    assertReadingStopped(run, messages, greeting * ECHO_FRAME + MAX_BACKPRESSURE + ECHO_FRAME);
     await run.finish();
   });
 
   it('over a stream that is not a socket (an in-memory Duplex given to acceptStream) too', { timeout: 180_000 }, async (t) => {
     const messages = 64;
-    const run = await echoToPeerThatDoesNotRead(t, messages, 0, 'memory');
-    assert.ok(run.stalled, `the writer never blocked (wrote ${run.written}, server received ${run.received})`);
-    assert.ok(run.received < messages, `the server read all ${messages} messages from a peer that reads nothing`);
-    assert.ok(run.maxBuffered <= MAX_BACKPRESSURE + ECHO_FRAME, `the server buffered ${run.maxBuffered} bytes for the peer (limit ${MAX_BACKPRESSURE} + one message)`);
+    const run = await echoToPeerThatDoesNotRead(t, { messages, transport: 'memory' });
+    assertReadingStopped(run, messages);
+    await run.finish();
+  });
+
+  it('over an HTTP/2 extended CONNECT stream (RFC 8441) too', { timeout: 180_000 }, async (t) => {
+    const messages = 64;
+    const run = await echoToPeerThatDoesNotRead(t, { messages, transport: 'h2' });
+    assertReadingStopped(run, messages);
+    await run.finish();
+  });
+
+  it('messages that came with the handshake (acceptStream head) count too: their echoes stop reading before it starts', { timeout: 180_000 }, async (t) => {
+    const inHead = 8;
+    const messages = 64;
+    const run = await echoToPeerThatDoesNotRead(t, { messages, transport: 'memory', inHead });
+    assertReadingStopped(run, messages, inHead * ECHO_FRAME + MAX_BACKPRESSURE + ECHO_FRAME);
     await run.finish();
   });
 });

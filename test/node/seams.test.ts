@@ -8,12 +8,11 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import diagnostics_channel from 'node:diagnostics_channel';
-import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
 import { Duplex, PassThrough } from 'node:stream';
 import { DiagnosticsChannel, ProtocolError, SendResult, WebSocketServer, type ServerWebSocket } from '../../src/index.js';
 import { clientFrame } from '../helpers/frames.js';
 import { LOOPBACK, WAIT_MS, rawOpen, rawRequest, until, upgradeRequest, withTimeout } from '../helpers/raw-client.js';
+import { h2WebSocket } from '../helpers/h2.js';
 import { EventLog, echo, listening, scopeFor } from '../helpers/server-harness.js';
 import { StreamPeer } from '../helpers/stream-peer.js';
 
@@ -128,6 +127,37 @@ describe('SendResult', () => {
     ws.close(4000);
     assert.equal(ws.send('x'), SendResult.Dropped);
     assert.equal(!ws.send('x'), true, 'Dropped reads as false');
+  });
+});
+
+describe('drain answers send() only', () => {
+  it('ping, pong and close never call drain, even past the high-water mark (no send() reported Backpressure)', async (t) => {
+    const { s, port, log } = await listening(t, { highWaterMark: 1 }, {});
+    const { peer } = await rawOpen(port);
+    s.peer(peer);
+    const ws = (await log.first('open')).ws;
+    ws.ping('are you there');
+    ws.pong('heartbeat');
+    const ping = await peer.readFrame();
+    const pong = await peer.readFrame();
+    assert.deepEqual([ping.opcode, ping.payload.toString()], [0x9, 'are you there']);
+    assert.deepEqual([pong.opcode, pong.payload.toString()], [0xa, 'heartbeat']);
+    ws.close(4000, 'bye');
+    assert.deepEqual(await peer.readClose(), { code: 4000, reason: 'bye' });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(log.all('drain').length, 0);
+  });
+
+  it('a send() that reported Backpressure gets exactly one drain once the output is written', async (t) => {
+    const { s, port, log } = await listening(t, { highWaterMark: 1 }, {});
+    const { peer } = await rawOpen(port);
+    s.peer(peer);
+    const ws = (await log.first('open')).ws;
+    assert.equal(ws.send('x'), SendResult.Backpressure);
+    assert.equal((await peer.readFrame()).payload.toString(), 'x');
+    await log.first('drain');
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(log.all('drain').length, 1);
   });
 });
 
@@ -392,6 +422,28 @@ describe('acceptStream: a connection over a Duplex another transport negotiated'
     assert.ok(f.payload.length < large.length / 4);
   });
 
+  it('a stream that closed before acceptStream (an HTTP/2 stream reset during async auth) leaves no connection behind', async (t) => {
+    const { log, wss } = streamServer(t);
+    const { server } = duplexPair();
+    server.on('error', () => undefined); // destroying a Duplex.from reports an AbortError
+    server.destroy();
+    await new Promise((resolve) => server.once('close', resolve));
+    // Either refusing the stream or opening and closing it at once is fine; a phantom is not.
+    let ws: ServerWebSocket | null = null;
+    try {
+      ws = wss.acceptStream(server);
+    } catch {
+      ws = null;
+    }
+    await until('the server to forget the connection', () => wss.clients.size === 0, 2_000).catch(() => undefined);
+    assert.equal(wss.clients.size, 0, 'no connection left open on a closed stream');
+    if (ws !== null) {
+      assert.equal(ws.readyState, 3);
+      assert.deepEqual(log.all('close').map((e) => e.code), [1006], 'its close handler ran once, with 1006');
+    }
+    await withTimeout(wss.close(100), 5_000, 'wss.close() with nothing open');
+  });
+
   it('refuses an extensions value that does not parse (TypeError), and any stream while shutting down', async (t) => {
     const { wss } = streamServer(t, { perMessageDeflate: true });
     assert.throws(() => wss.acceptStream(duplexPair().server, { extensions: 'permessage-deflate;' }), TypeError);
@@ -404,45 +456,26 @@ describe('acceptStream: a connection over a Duplex another transport negotiated'
 describe('RFC 8441: WebSocket over an HTTP/2 extended CONNECT stream', () => {
   it('a node:http2 client opens a CONNECT :protocol websocket stream; the server accepts it with acceptStream; echo and close', async (t) => {
     const { log, wss } = streamServer(t);
-    const h2 = http2.createServer({ settings: { enableConnectProtocol: true } });
     const accepted: ServerWebSocket[] = [];
-    h2.on('stream', (stream, headers) => {
-      // RFC 8441 §4: the extended CONNECT request names the protocol; §5: 200 accepts it.
-      if (headers[':method'] !== 'CONNECT' || headers[':protocol'] !== 'websocket' || headers['sec-websocket-version'] !== '13') {
-        stream.respond({ ':status': 400 });
-        stream.end();
-        return;
-      }
-      const offered = String(headers['sec-websocket-protocol'] ?? '')
-        .split(',')
-        .map((p) => p.trim());
-      const protocol = offered.find((p) => p === 'chat');
-      stream.respond(protocol === undefined ? { ':status': 200 } : { ':status': 200, 'sec-websocket-protocol': protocol });
-      accepted.push(wss.acceptStream(stream, { protocol }));
-    });
-    const port = await new Promise<number>((resolve, reject) => {
-      h2.once('error', reject);
-      h2.listen(0, LOOPBACK, () => resolve((h2.address() as AddressInfo).port));
-    });
-    const session = http2.connect(`http://${LOOPBACK}:${port}`);
-    t.after(async () => {
-      session.destroy();
-      await new Promise<void>((resolve) => h2.close(() => resolve()));
-    });
-    // RFC 8441 §3: a client may use :protocol only after the server's SETTINGS_ENABLE_CONNECT_PROTOCOL = 1.
-    const settings = await withTimeout(new Promise<http2.Settings>((resolve) => session.once('remoteSettings', resolve)), WAIT_MS, 'the server SETTINGS');
+    const { req, response, settings } = await h2WebSocket(
+      t,
+      (stream, headers) => {
+        // RFC 8441 §4: the extended CONNECT request names the protocol; §5: 200 accepts it.
+        if (headers[':method'] !== 'CONNECT' || headers[':protocol'] !== 'websocket' || headers['sec-websocket-version'] !== '13') {
+          stream.respond({ ':status': 400 });
+          stream.end();
+          return;
+        }
+        const offered = String(headers['sec-websocket-protocol'] ?? '')
+          .split(',')
+          .map((p) => p.trim());
+        const protocol = offered.find((p) => p === 'chat');
+        stream.respond(protocol === undefined ? { ':status': 200 } : { ':status': 200, 'sec-websocket-protocol': protocol });
+        accepted.push(wss.acceptStream(stream, { protocol }));
+      },
+      { ':path': '/chat', 'sec-websocket-protocol': 'superchat, chat' },
+    );
     assert.equal(settings.enableConnectProtocol, true);
-
-    const req = session.request({
-      ':method': 'CONNECT',
-      ':protocol': 'websocket',
-      ':scheme': 'http',
-      ':path': '/chat',
-      ':authority': `${LOOPBACK}:${port}`,
-      'sec-websocket-version': '13',
-      'sec-websocket-protocol': 'superchat, chat',
-    });
-    const response = await withTimeout(new Promise<http2.IncomingHttpHeaders>((resolve) => req.once('response', resolve)), WAIT_MS, 'the CONNECT response');
     assert.equal(response[':status'], 200);
     assert.equal(response['sec-websocket-protocol'], 'chat');
     const peer = new StreamPeer(req, req);

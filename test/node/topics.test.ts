@@ -299,6 +299,20 @@ describe('publish', () => {
     assert.deepEqual(Buffer.from([0x81, f.payload.length, ...f.payload]), frames[0], 'the connection got those bytes');
   });
 
+  it('topic messages never call drain: drain answers a send() that reported Backpressure, and publish reports none', async (t) => {
+    const { s, port, log, wss } = await listening(t, { highWaterMark: 16 * 1024 }, {});
+    const [a] = await rawPeers(s, port, log, 1);
+    assert.ok(a);
+    a.ws.subscribe('t');
+    // Each message is over the high-water mark on its own.
+    for (let i = 0; i < 10; i++) {
+      assert.equal(wss.publish('t', numbered(i, 64 * 1024)), 1);
+      await expectFrame(a.peer, BINARY, numbered(i, 64 * 1024));
+    }
+    await delay(100);
+    assert.equal(log.all('drain').length, 0, 'no send() reported Backpressure, so no drain');
+  });
+
   it('a subscriber that declines a message is not counted', async (t) => {
     const broker = new LocalBroker();
     const { wss } = await listening(t, { broker }, {});

@@ -266,6 +266,22 @@ describe('serverCodecFor: the codec for extensions another transport agreed (RFC
   });
 });
 
+describe('serverCodecFor refuses what negotiateClient refuses in a response (both ends must read an agreed value alike)', () => {
+  it('permessage-deflate named twice', () => {
+    const value = 'permessage-deflate, permessage-deflate; server_no_context_takeover';
+    assert.ok(negotiateClient(response({ 'sec-websocket-extensions': value }), RFC_KEY, [], {}, MAX) instanceof Error, 'the client refuses it');
+    const r = serverCodecFor(value, {}, MAX);
+    assert.ok(r instanceof Error, `got ${r === null ? 'null' : 'a codec'}`);
+  });
+
+  it('a parameter given twice', () => {
+    const value = 'permessage-deflate; server_max_window_bits=10; server_max_window_bits=12';
+    assert.ok(negotiateClient(response({ 'sec-websocket-extensions': value }), RFC_KEY, [], {}, MAX) instanceof Error, 'the client refuses it');
+    const r = serverCodecFor(value, {}, MAX);
+    assert.ok(r instanceof Error, `got ${r === null ? 'null' : 'a codec'}`);
+  });
+});
+
 describe('RFC 6455 §4.1, WHATWG WebSockets § 2.2: clientRequestHeaders', () => {
   const base = { key: RFC_KEY, protocols: [] as string[], deflate: null };
 
