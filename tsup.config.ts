@@ -1,9 +1,12 @@
 import { defineConfig, type Options } from 'tsup';
 
 /**
- * One build per library entry point, so that each gets its own bundled type
- * declarations (a build with several entries would share declaration chunks
- * between them, and dist/index.d.ts would point at other files).
+ * The Node library entry points build together, so that their type
+ * declarations share chunks: fullduplex/redis and fullduplex/channels then
+ * name the very TopicMessage, Broker and WebSocketServer types of
+ * fullduplex (built separately, each would declare its own copies, and a
+ * RedisBroker would not type-check as the Broker a WebSocketServer takes).
+ * The JavaScript stays unsplit: each entry carries what it uses.
  */
 const library = (entry: Record<string, string>, extra: Options = {}): Options => ({
   entry,
@@ -17,13 +20,10 @@ const library = (entry: Record<string, string>, extra: Options = {}): Options =>
 });
 
 export default defineConfig([
-  // The library: ESM and CommonJS side by side, with bundled type declarations.
-  library({ index: 'src/index.ts' }, { clean: true }),
-  // fullduplex/redis is an entry of its own so that only it loads the
-  // optional peer dependency @redis/client (external: a peer dependency).
-  library({ 'redis/index': 'src/redis/index.ts' }),
-  // fullduplex/channels (the channel protocol server) and fullduplex/client (its client for Node and browsers).
-  library({ 'channels/index': 'src/channels/index.ts' }),
+  // The library and its Node subpath entries (fullduplex/redis loads the
+  // optional peer dependency @redis/client, which stays external).
+  library({ index: 'src/index.ts', 'redis/index': 'src/redis/index.ts', 'channels/index': 'src/channels/index.ts' }),
+  // fullduplex/client (the channels client for Node and browsers) shares no types with the core.
   library({ 'client/index': 'src/client-lib/index.ts' }),
   {
     // The channels client as one minified ES module for browsers (<script type="module">), no dependencies.

@@ -3,6 +3,7 @@
  * types), and the core staying free of the optional peer dependency.
  * Needs `npm run build` first (scripts/test.sh does it).
  */
+import { readDeclarations } from '../helpers/declarations.js';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +34,7 @@ describe('package: fullduplex/redis', () => {
 
   it('ships bundled type declarations', () => {
     for (const f of ['dist/redis/index.d.ts', 'dist/redis/index.d.cts']) {
-      const text = readFileSync(root + f, 'utf8');
+      const text = readDeclarations(root, f);
       assert.match(text, /declare class RedisBroker/);
     }
   });
