@@ -17,6 +17,11 @@
 //   broadcast  M subscriber connections; connection 0 sends
 //              `publish:<n>:<size>` as a text frame, every subscriber counts
 //              and checks the n messages, then the next burst is triggered.
+//   slow       the broadcast setup, but only connection 0 reads: the other
+//              M-1 subscribers pause their sockets after the handshake and
+//              never read. Connection 0 triggers bursts and checks its own
+//              copies until --total messages were published; the result is
+//              the server's peak RSS (what it buffered for the non-readers).
 //
 // --compress (echo only): offers permessage-deflate (RFC 7692) the way a
 // browser does, fails unless the server accepts it, sends JSON text messages
@@ -58,6 +63,7 @@ const { values: opt } = parseArgs({
     concurrency: { type: 'string', default: '32' },
     stages: { type: 'string', default: '1000' },
     burst: { type: 'string', default: '0' },
+    total: { type: 'string', default: '400' },
     'open-concurrency': { type: 'string', default: '128' },
     sources: { type: 'string', default: '1' },
     'server-pid': { type: 'string' },
@@ -701,6 +707,65 @@ function runBroadcast() {
   });
 }
 
+// ---------------------------------------------------------------- slow consumers
+
+function runSlow() {
+  const M = CONNS;
+  const total = Number(opt.total);
+  const burst = Number(opt.burst) || 16;
+  const payload = broadcastPayload(SIZE);
+  const trigger = buildFrame(OP_TEXT, Buffer.from(publishCommand(burst, SIZE)), 5);
+  const conns = new Array(M);
+  let target = 0; // messages connection 0 must have by the end of this burst
+  let running = true;
+  let tStart = 0n;
+
+  const finish = () => {
+    running = false;
+    const seconds = Number(process.hrtime.bigint() - tStart) / 1e9;
+    const mem = processMemory(SERVER_PID);
+    output({
+      mode: 'slow',
+      subscribers: M,
+      nonReading: M - 1,
+      size: SIZE,
+      published: target,
+      seconds,
+      publishesPerSec: target / seconds,
+      serverPeakRssBytes: mem.peakRss,
+      serverRssBytes: mem.rss,
+    });
+  };
+  const fire = () => {
+    target += burst;
+    conns[0].sock.write(trigger);
+  };
+  const hooks = {
+    opcode: OP_BINARY,
+    expected: (c) => (c.id === 0 && c.received < target ? payload : null),
+    message(c) {
+      if (c.id !== 0 || c.received !== target) return;
+      progress++;
+      if (target >= total) finish();
+      else fire();
+    },
+    flush() {},
+    open(c) {
+      // Everyone but the publisher's own connection stops reading for good.
+      if (c.id !== 0) c.sock.pause();
+    },
+    // A server may close a slow consumer (with 1008, say); the non-readers never see it.
+    closeFrame(c, code) { if (c.id === 0) die(`the reading subscriber got a close frame (code ${code})`); },
+    socketClose(c) { if (running && c.id === 0) die('the reading subscriber was disconnected'); },
+    ignoreErrors: true,
+  };
+  watchdogWhat = () => `${conns[0]?.received ?? 0} of ${target} messages at the reading subscriber`;
+  openMany(conns, 0, M, hooks, () => {
+    tStart = process.hrtime.bigint();
+    fire();
+  });
+}
+
 // ---------------------------------------------------------------- main
 
 process.on('SIGTERM', () => process.exit(143));
@@ -713,6 +778,10 @@ switch (MODE) {
   case 'broadcast':
     if (RAW) die('broadcast has no raw mode');
     runBroadcast();
+    break;
+  case 'slow':
+    if (RAW) die('slow has no raw mode');
+    runSlow();
     break;
   default: die(`unknown --mode ${MODE}`);
 }

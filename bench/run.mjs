@@ -73,6 +73,8 @@ const idleStages = QUICK ? [1000, 2000] : [10000, 19000];
 const bcastSizes = QUICK ? [100, 1000] : [1000, 10000];
 
 const deflateIdleStages = QUICK ? [200, 600] : [1000, 3000];
+const slowSubs = QUICK ? 200 : 1000;
+const slowTotal = QUICK ? 320 : 400;
 
 /**
  * Broadcast 16 B to `subs` subscribers. Batched: bursts of ~100,000
@@ -231,6 +233,25 @@ const SCENARIOS = [
       COL.srvPct,
     ],
     note: 'The client process (bench/client.mjs) is pinned to core 1, the fullduplex server (the fastest server always present) to core 0, so the client is the bottleneck; client CPU per message is the cost of a client.',
+  },
+  {
+    name: 'slow-consumers',
+    title: `Slow consumers: ${slowSubs.toLocaleString('en-US')} subscribers that never read, ${slowTotal} publishes of 16 KiB`,
+    kind: 'loadgen',
+    serverMode: 'broadcast',
+    rounds: Math.min(ROUNDS, 3),
+    servers: ['fullduplex', 'ws', 'uws'],
+    args: ['--mode', 'slow', '--conns', slowSubs, '--size', 16384, '--total', slowTotal, '--burst', 16],
+    primary: { key: 'serverPeakRssBytes', label: 'server peak RSS', better: 'lower' },
+    columns: [
+      { key: 'serverPeakRssBytes', label: 'server peak RSS', fmt: 'mib' },
+      { key: 'publishesPerSec', label: 'publishes/s', fmt: 'k' },
+      { key: 'seconds', label: 's', fmt: 'us' },
+    ],
+    note:
+      `One subscriber reads and triggers bursts of 16 publishes; the other ${(slowSubs - 1).toLocaleString('en-US')} pause their sockets after the handshake and never read. ` +
+      `Each gets ${((slowTotal * 16) / 1024).toFixed(2)} MiB published to it, more than loopback's kernel buffers take (about 3.7 MB per connection here), so what is left is held by the server: fullduplex drops topic messages to a connection over maxBackpressure (default 1 MiB); ws buffers every send; uWS skips sockets over its maxBackpressure. ` +
+      'Server peak RSS is VmHWM of a fresh server process at the end of the run.',
   },
   {
     name: 'echo-deflate',

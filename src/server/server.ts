@@ -34,7 +34,7 @@ export const DEFAULTS = {
   handshakeTimeout: 10_000,
   closeTimeout: DEFAULT_CLOSE_TIMEOUT,
   highWaterMark: 1024 * 1024,
-  maxBackpressure: 4 * 1024 * 1024,
+  maxBackpressure: 1024 * 1024,
   keepaliveInterval: 30_000,
   keepaliveTimeout: 30_000,
 } as const;

@@ -117,7 +117,7 @@ export interface WebSocketServerOptions<T = unknown> {
   highWaterMark?: number;
   /**
    * Bytes of buffered output beyond which a connection is a slow consumer
-   * (default 4 MiB): topic messages to it are dropped (the `dropped`
+   * (default 1 MiB): topic messages to it are dropped (the `dropped`
    * callback) or it is closed (`closeOnBackpressureLimit`), and the server
    * stops reading from it until its output drains below this again.
    */
