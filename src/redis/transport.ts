@@ -76,14 +76,10 @@ export interface RedisClientLike {
 }
 
 /** How to reach Redis: what RedisBrokerOptions carries about connections. */
-export interface ConnectOptions {
-  url?: string;
+export interface ConnectOptions extends Endpoint {
   client?: RedisClientLike;
   cluster?: string[];
   sharded: boolean;
-  username?: string;
-  password?: string;
-  tls?: ConnectionOptions;
 }
 
 /** Builds the transport the options describe. */
@@ -109,11 +105,28 @@ const OWN_SETTINGS = { disableOfflineQueue: true, commandsQueueMaxLength: MAX_QU
 // and the pending ones are bounded by maxPendingPublishes.
 const NO_COMMAND_TIMEOUT = { timeout: 0 };
 
-function credentials(options: ConnectOptions): { username?: string; password?: string } {
+/** Where to connect and as whom: the url, ACL credentials and TLS options a broker or store was given. */
+export interface Endpoint {
+  url?: string;
+  username?: string;
+  password?: string;
+  tls?: ConnectionOptions;
+}
+
+function credentials(options: Endpoint): { username?: string; password?: string } {
   const out: { username?: string; password?: string } = {};
   if (options.username !== undefined) out.username = options.username;
   if (options.password !== undefined) out.password = options.password;
   return out;
+}
+
+/** createClient options for an endpoint (the url's own credentials and rediss:// apply too). */
+export function endpointOptions(options: Endpoint): { url?: string; username?: string; password?: string; socket?: ConnectionOptions } {
+  return {
+    ...(options.url === undefined ? {} : { url: options.url }),
+    ...credentials(options),
+    ...(options.tls === undefined ? {} : { socket: { ...options.tls } }),
+  };
 }
 
 /** A single Redis (or any endpoint that behaves like one): a publishing and a subscribing connection. */
@@ -135,9 +148,7 @@ class ClientTransport implements Transport {
       this.ownsPub = false;
     } else {
       this.pub = createClient({
-        ...(options.url === undefined ? {} : { url: options.url }),
-        ...credentials(options),
-        ...(options.tls === undefined ? {} : { socket: { ...options.tls } }),
+        ...endpointOptions(options),
         ...OWN_SETTINGS,
         commandOptions: NO_COMMAND_TIMEOUT,
       });
