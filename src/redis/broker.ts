@@ -132,6 +132,11 @@ export class RedisBroker implements Broker {
     return this.connected;
   }
 
+  /** True while publishes can reach Redis (connected); false before the first connection, during an outage and after close(). */
+  get isReady(): boolean {
+    return !this.closed && this.transport.writable;
+  }
+
   /** Channels this node is subscribed to in Redis (one per topic with local subscribers). */
   get redisSubscriptions(): number {
     return this.interest.size;
