@@ -6,10 +6,11 @@
  * sent to the topic's Redis channel in an envelope tagged with this broker's
  * random node id (envelope.ts); every broker subscribed to the channel
  * delivers it to its own subscribers, except the publisher, which skips its
- * own node id: each subscriber gets each message exactly once. Redis keeps
- * the order of one connection's publishes on a channel, so messages arrive
- * in publish order per publishing node (per topic on a cluster, where topics
- * live on different shards).
+ * own node id: each subscriber gets each message exactly once. A run of
+ * publishes to one topic within a tick shares one PUBLISH (publisher.ts).
+ * Redis keeps the order of one connection's commands, so messages arrive in
+ * publish order per publishing node, across topics too (per topic on a
+ * cluster, where topics live on different shards).
  *
  * Delivery between processes is at most once, like Redis pub/sub: what is
  * published while a node is disconnected from Redis does not reach it.
