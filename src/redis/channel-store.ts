@@ -14,32 +14,13 @@
  * - Keys are `${prefix}:<kind>:{<channel>}` with the channel escaped as for
  *   pub/sub channels (channel.ts): a channel's keys share one hash tag, so
  *   scripts work on a Redis Cluster, and channels spread over its slots.
- *
- * The types below restate the channels layer's ChannelStore contract
- * structurally, so this entry point does not depend on fullduplex/channels.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { createClient } from '@redis/client';
+import type { ChannelStore, HistoryOptions, ReadResult, StoredPublication, StreamPosition, UnrecoverableReason } from '../channels/store.js';
 import { checkPrefix, escapeTopic } from './channel.js';
 import { type Endpoint, endpointOptions } from './transport.js';
 import { APPEND, POSITION, PRESENCE_ADD, PRESENCE_LIST, PRESENCE_REMOVE, READ } from './store-scripts.js';
-
-export interface StreamPosition {
-  offset: number;
-  epoch: string;
-}
-export interface HistoryOptions {
-  size: number;
-  ttl: number;
-}
-export interface StoredPublication {
-  offset: number;
-  payload: string;
-}
-export type UnrecoverableReason = 'trimmed' | 'expired' | 'epoch' | 'no_history';
-export type ReadResult =
-  | { ok: true; top: StreamPosition; publications: StoredPublication[] }
-  | { ok: false; top: StreamPosition; reason: UnrecoverableReason };
 
 /** The commands the store needs: a node-redis client or cluster satisfies it. */
 export interface ScriptClient {
@@ -79,7 +60,7 @@ const S = {
 const REASONS: ReadonlySet<string> = new Set(['trimmed', 'expired', 'epoch', 'no_history']);
 const isReason = (s: string): s is UnrecoverableReason => REASONS.has(s);
 
-export class RedisChannelStore {
+export class RedisChannelStore implements ChannelStore {
   readonly prefix: string;
   private readonly client: ScriptClient;
   private readonly owns: boolean;
