@@ -19,7 +19,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createClient } from '@redis/client';
 import type { ChannelStore, HistoryOptions, ReadResult, StoredPublication, StreamPosition, UnrecoverableReason } from '../channels/store.js';
 import { checkPrefix, escapeTopic } from './channel.js';
-import { type Endpoint, endpointOptions } from './transport.js';
+import { type Endpoint, endpointOptions, newCluster } from './transport.js';
 import { APPEND, POSITION, PRESENCE_ADD, PRESENCE_LIST, PRESENCE_REMOVE, READ } from './store-scripts.js';
 
 /** The commands the store needs: a node-redis client or cluster satisfies it. */
@@ -37,6 +37,8 @@ export interface ScriptClient {
 export interface RedisChannelStoreOptions extends Endpoint {
   /** An existing node-redis client or cluster, connected or not (left open by close()). */
   client?: ScriptClient;
+  /** Root node URLs of a Redis Cluster (instead of `url`/`client`). */
+  cluster?: string[];
   /** Key prefix, so that several applications can share one Redis; default 'fullduplex'. */
   prefix?: string;
   /** Connection errors (commands fail on their own promise too). */
@@ -71,6 +73,9 @@ export class RedisChannelStore implements ChannelStore {
     if (options.client !== undefined) {
       this.client = options.client;
       this.owns = false;
+    } else if (options.cluster !== undefined) {
+      this.client = newCluster(options.cluster, options);
+      this.owns = true;
     } else {
       this.client = createClient({
         ...endpointOptions(options),

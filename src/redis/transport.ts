@@ -129,6 +129,29 @@ export function endpointOptions(options: Endpoint): { url?: string; username?: s
   };
 }
 
+/**
+ * A node-redis cluster client on `roots` (redis:// or rediss:// URLs).
+ * Discovered nodes are reached with `defaults` only (node-redis does not
+ * carry the root URL's credentials or TLS over), so both go there.
+ */
+export function newCluster(roots: string[], endpoint: Endpoint, commandOptions?: { timeout: number }): ReturnType<typeof createCluster> {
+  const first = roots[0] === undefined ? null : new URL(roots[0]);
+  const fromUrl: { username?: string; password?: string } = {};
+  if (first !== null && first.username !== '') fromUrl.username = decodeURIComponent(first.username);
+  if (first !== null && first.password !== '') fromUrl.password = decodeURIComponent(first.password);
+  const tls = first?.protocol === 'rediss:';
+  return createCluster({
+    rootNodes: roots.map((url) => ({ url })),
+    defaults: {
+      ...fromUrl,
+      ...credentials(endpoint),
+      ...(tls || endpoint.tls !== undefined ? { socket: { tls: true as const, ...endpoint.tls } } : {}),
+      ...OWN_SETTINGS,
+    },
+    ...(commandOptions === undefined ? {} : { commandOptions }),
+  });
+}
+
 /** A single Redis (or any endpoint that behaves like one): a publishing and a subscribing connection. */
 class ClientTransport implements Transport {
   readonly batch = 1024;
@@ -215,24 +238,7 @@ class ClusterTransport implements Transport {
     // (still pipelined: node-redis writes a tick's commands together).
     this.batch = options.sharded ? 1 : 1024;
     this.listener = rawListener(events.message);
-    const roots = options.cluster ?? [];
-    const first = roots[0] === undefined ? null : new URL(roots[0]);
-    const fromUrl: { username?: string; password?: string } = {};
-    if (first !== null && first.username !== '') fromUrl.username = decodeURIComponent(first.username);
-    if (first !== null && first.password !== '') fromUrl.password = decodeURIComponent(first.password);
-    const tls = first?.protocol === 'rediss:';
-    // Discovered nodes are reached with `defaults` only (node-redis does not
-    // carry the root URL's credentials or TLS over), so both go there.
-    this.cluster = createCluster({
-      rootNodes: roots.map((url) => ({ url })),
-      defaults: {
-        ...fromUrl,
-        ...credentials(options),
-        ...(tls || options.tls !== undefined ? { socket: { tls: true as const, ...options.tls } } : {}),
-        ...OWN_SETTINGS,
-      },
-      commandOptions: NO_COMMAND_TIMEOUT,
-    });
+    this.cluster = newCluster(options.cluster ?? [], options, NO_COMMAND_TIMEOUT);
     this.cluster.on('error', (error: Error) => events.error(error));
     this.cluster.on('node-error', (error: Error) => events.error(error));
     this.cluster.on('node-ready', () => events.ready());
