@@ -21,9 +21,18 @@ if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "test.sh: installing Debian packages: ${apt_pkgs[*]}"
   if [ "$(id -u)" = 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq && apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null
+    # The tests start their own redis-server and nginx on free ports: keep the
+    # packages' postinst from starting system daemons (on :6379 and :80).
+    policy_added=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && policy_added=1
+    fi
+    apt_status=0
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${apt_pkgs[@]}" >/dev/null; } || apt_status=$?
+    if [ "$policy_added" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+    if [ "$apt_status" != 0 ]; then exit "$apt_status"; fi
   else
-    echo "test.sh: not root: install ${apt_pkgs[*]} yourself; the interop tests that need them will fail" >&2
+    echo "test.sh: not root: install ${apt_pkgs[*]} yourself; the interop and scale tests that need them will fail" >&2
   fi
 fi
 

@@ -1,10 +1,12 @@
 /**
  * `fullduplex serve --redis URL` / `--redis-cluster URL,URL,...`: the
- * server's topics span every process started with the same Redis. The Redis
+ * server's topics, and the chat's channel history and presence, span every
+ * process started with the same Redis. The Redis
  * broker is loaded only here and only then (a dynamic import of
  * `fullduplex/redis`), so the core and a plain `serve` never load the Redis
  * client, an optional peer dependency.
  */
+import type { ChannelStore } from '../channels/store.js';
 import type { Broker } from '../index.js';
 
 /** How long serve waits for Redis at startup before giving up. */
@@ -44,12 +46,19 @@ export function redacted(url: string): string {
 /** At most one Redis error line on stderr per this many milliseconds (an outage repeats its error at each retry). */
 const ERROR_LINE_INTERVAL_MS = 5000;
 
+/** What serve shares through Redis: topics (the broker) and the chat's channel history and presence (the store). */
+export interface RedisShared {
+  broker: Broker;
+  store: ChannelStore;
+  close(): Promise<void>;
+}
+
 /**
- * Connects a RedisBroker; errors afterwards go to stderr, rate-limited (the
- * broker reconnects by itself). Rejects when Redis cannot be reached within
- * CONNECT_TIMEOUT_MS.
+ * Connects a RedisBroker and a RedisChannelStore; errors afterwards go to
+ * stderr, rate-limited (both reconnect by themselves). Rejects when Redis
+ * cannot be reached within CONNECT_TIMEOUT_MS.
  */
-export async function connectRedisBroker(target: RedisTarget): Promise<Broker> {
+export async function connectRedis(target: RedisTarget): Promise<RedisShared> {
   let missing: unknown = null;
   const mod = await import('../redis/index.js').catch((err: unknown) => {
     missing = err;
@@ -65,18 +74,23 @@ export async function connectRedisBroker(target: RedisTarget): Promise<Broker> {
     lastLine = now;
     process.stderr.write(`fullduplex serve: Redis: ${error.message}\n`);
   };
-  const broker = new mod.RedisBroker(target.kind === 'single' ? { url: target.url, onError } : { cluster: target.urls, onError });
+  const where = target.kind === 'single' ? { url: target.url, onError } : { cluster: target.urls, onError };
+  const broker = new mod.RedisBroker(where);
+  const store = new mod.RedisChannelStore(where);
+  const close = async (): Promise<void> => {
+    await Promise.all([broker.close(), store.close()]);
+  };
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`cannot reach Redis within ${CONNECT_TIMEOUT_MS / 1000} s`)), CONNECT_TIMEOUT_MS);
   });
   try {
-    await Promise.race([broker.ready(), timeout]);
+    await Promise.race([Promise.all([broker.ready(), store.ready()]), timeout]);
   } catch (err) {
-    await broker.close();
+    await close();
     throw err;
   } finally {
     clearTimeout(timer);
   }
-  return broker;
+  return { broker, store, close };
 }

@@ -6,11 +6,11 @@
  * the chat span every serve process on the same Redis.
  */
 import { createServer, type RequestListener } from 'node:http';
-import { type Broker, WebSocketServer } from '../index.js';
+import { WebSocketServer } from '../index.js';
 import { UsageError, parse, parsePort } from './args.js';
 import { isChannelLayerTopic } from '../channels/index.js';
 import { CHAT_PATH, createChatServer } from './chat.js';
-import { connectRedisBroker, parseRedisTarget, redacted } from './serve-redis.js';
+import { type RedisShared, connectRedis, parseRedisTarget, redacted } from './serve-redis.js';
 import { serveWebFile } from './web.js';
 
 /** The path prefix of topic endpoints: /topics/NAME (NAME percent-decoded). */
@@ -33,8 +33,9 @@ const HELP = `Usage: fullduplex serve [--port 8080] [--host 127.0.0.1] [--no-def
 Runs an HTTP server with:
   /          a chat page: pick a name and a room, chat live, see who is there
   /channels  the chat's channel endpoint (PROTOCOL.md; WebSocket, or Server-
-             Sent Events + POST when the upgrade is blocked). History is kept
-             in this process: after a restart, pages say it was lost.
+             Sent Events + POST when the upgrade is blocked). History and
+             presence are kept in this process (after a restart, pages say
+             history was lost), or in Redis with --redis / --redis-cluster.
   /echo      a WebSocket endpoint that echoes every message with its type,
              offering the subprotocols "chat" and "superchat" (the first one
              the client offers is chosen). WebSocket handshakes on any other
@@ -43,16 +44,18 @@ Runs an HTTP server with:
 
 A connection to /topics/NAME is subscribed to topic NAME; every message it
 sends goes to every other subscriber of NAME. With --redis or
---redis-cluster, topics span every serve process using the same Redis.
+--redis-cluster, topics and the chat (messages, history, presence) span
+every serve process using the same Redis.
 
 Options:
   --port N               port to listen on (default 8080; 0 picks a free one)
   --host ADDR            address to listen on (default 127.0.0.1)
   --no-deflate           decline permessage-deflate (RFC 7692)
-  --redis URL            share topics through Redis (redis:// or rediss://,
-                         user:password@ for ACL users); needs @redis/client
-  --redis-cluster URLS   share topics through a Redis Cluster, sharded
-                         pub/sub (comma-separated root node URLs)
+  --redis URL            share topics and the chat through Redis (redis://
+                         or rediss://, user:password@ for ACL users); needs
+                         @redis/client
+  --redis-cluster URLS   the same through a Redis Cluster, sharded pub/sub
+                         (comma-separated root node URLs)
   -h, --help             show this help
 `;
 
@@ -93,16 +96,16 @@ export async function serveCommand(args: string[]): Promise<number> {
   }
   const host = values.host ?? '127.0.0.1';
 
-  let broker: Broker | undefined;
+  let redis: RedisShared | undefined;
   if (target !== null) {
     const where = target.kind === 'single' ? redacted(target.url) : target.urls.map(redacted).join(',');
     try {
-      broker = await connectRedisBroker(target);
+      redis = await connectRedis(target);
     } catch (err) {
       process.stderr.write(`fullduplex serve: Redis at ${where}: ${(err as Error).message}\n`);
       return 1;
     }
-    process.stdout.write(`fullduplex serve: topics through Redis at ${where}\n`);
+    process.stdout.write(`fullduplex serve: topics, chat history and presence through Redis at ${where}\n`);
   }
 
   const wss = new WebSocketServer<{ topic: string | null }>({
@@ -111,7 +114,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     // The first subprotocol the client offered that the server knows.
     protocols: ['chat', 'superchat'],
     perMessageDeflate: values['no-deflate'] !== true,
-    ...(broker === undefined ? {} : { broker }),
+    ...(redis === undefined ? {} : { broker: redis.broker }),
     handler: {
       upgrade(_req, info) {
         const topic = topicOf(info.url);
@@ -130,7 +133,7 @@ export async function serveCommand(args: string[]): Promise<number> {
       },
     },
   });
-  const chat = createChatServer(broker === undefined ? {} : { broker });
+  const chat = createChatServer(redis === undefined ? {} : { broker: redis.broker, store: redis.store });
   // Plain HTTP: the chat's fallback, the page's files, a line about /echo, 404 elsewhere.
   const onRequest: RequestListener = (req, res) => {
     if (chat.handleRequest(req, res) || serveWebFile(req, res)) return;
@@ -165,7 +168,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     });
   } catch (err) {
     await Promise.all([chat.close(), wss.close(0)]);
-    await broker?.close();
+    await redis?.close();
     throw new Error(`cannot listen on ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const shownHost = host.includes(':') ? `[${host}]` : host;
@@ -182,13 +185,13 @@ export async function serveCommand(args: string[]): Promise<number> {
       process.stdout.write('fullduplex serve: shutting down\n');
       // Chat sessions get a disconnect (1001, reconnect), echo connections a
       // 1001 close; then the HTTP server stops, then the Redis connections
-      // (the servers close only a broker they made).
+      // (the servers close only a broker and store they made).
       void Promise.all([chat.close(), wss.close(2000)])
         .then(() => new Promise<void>((done) => {
           server.close(() => done());
           server.closeAllConnections();
         }))
-        .then(() => broker?.close())
+        .then(() => redis?.close())
         .then(() => resolve(0));
     };
     process.on('SIGINT', stop);

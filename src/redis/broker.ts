@@ -6,10 +6,11 @@
  * sent to the topic's Redis channel in an envelope tagged with this broker's
  * random node id (envelope.ts); every broker subscribed to the channel
  * delivers it to its own subscribers, except the publisher, which skips its
- * own node id: each subscriber gets each message exactly once. Redis keeps
- * the order of one connection's publishes on a channel, so messages arrive
- * in publish order per publishing node (per topic on a cluster, where topics
- * live on different shards).
+ * own node id: each subscriber gets each message exactly once. A run of
+ * publishes to one topic within a tick shares one PUBLISH (publisher.ts).
+ * Redis keeps the order of one connection's commands, so messages arrive in
+ * publish order per publishing node, across topics too (per topic on a
+ * cluster, where topics live on different shards).
  *
  * Delivery between processes is at most once, like Redis pub/sub: what is
  * published while a node is disconnected from Redis does not reach it.
@@ -130,6 +131,11 @@ export class RedisBroker implements Broker {
   /** Resolves once connected to Redis (rejects if the first connection gives up, or on close). */
   ready(): Promise<void> {
     return this.connected;
+  }
+
+  /** True while publishes can reach Redis (connected); false before the first connection, during an outage and after close(). */
+  get isReady(): boolean {
+    return !this.closed && this.transport.writable;
   }
 
   /** Channels this node is subscribed to in Redis (one per topic with local subscribers). */

@@ -6,3 +6,4 @@ export { RedisBroker, BrokerUnavailableError, DEFAULT_PREFIX, DEFAULT_MAX_PENDIN
 export type { RedisClientLike } from './transport.js';
 export { channelName } from './channel.js';
 export { ENVELOPE_VERSION } from './envelope.js';
+export { RedisChannelStore, type RedisChannelStoreOptions, type ScriptClient } from './channel-store.js';

@@ -76,14 +76,10 @@ export interface RedisClientLike {
 }
 
 /** How to reach Redis: what RedisBrokerOptions carries about connections. */
-export interface ConnectOptions {
-  url?: string;
+export interface ConnectOptions extends Endpoint {
   client?: RedisClientLike;
   cluster?: string[];
   sharded: boolean;
-  username?: string;
-  password?: string;
-  tls?: ConnectionOptions;
 }
 
 /** Builds the transport the options describe. */
@@ -109,11 +105,51 @@ const OWN_SETTINGS = { disableOfflineQueue: true, commandsQueueMaxLength: MAX_QU
 // and the pending ones are bounded by maxPendingPublishes.
 const NO_COMMAND_TIMEOUT = { timeout: 0 };
 
-function credentials(options: ConnectOptions): { username?: string; password?: string } {
+/** Where to connect and as whom: the url, ACL credentials and TLS options a broker or store was given. */
+export interface Endpoint {
+  url?: string;
+  username?: string;
+  password?: string;
+  tls?: ConnectionOptions;
+}
+
+function credentials(options: Endpoint): { username?: string; password?: string } {
   const out: { username?: string; password?: string } = {};
   if (options.username !== undefined) out.username = options.username;
   if (options.password !== undefined) out.password = options.password;
   return out;
+}
+
+/** createClient options for an endpoint (the url's own credentials and rediss:// apply too). */
+export function endpointOptions(options: Endpoint): { url?: string; username?: string; password?: string; socket?: ConnectionOptions } {
+  return {
+    ...(options.url === undefined ? {} : { url: options.url }),
+    ...credentials(options),
+    ...(options.tls === undefined ? {} : { socket: { ...options.tls } }),
+  };
+}
+
+/**
+ * A node-redis cluster client on `roots` (redis:// or rediss:// URLs).
+ * Discovered nodes are reached with `defaults` only (node-redis does not
+ * carry the root URL's credentials or TLS over), so both go there.
+ */
+export function newCluster(roots: string[], endpoint: Endpoint, commandOptions?: { timeout: number }): ReturnType<typeof createCluster> {
+  const first = roots[0] === undefined ? null : new URL(roots[0]);
+  const fromUrl: { username?: string; password?: string } = {};
+  if (first !== null && first.username !== '') fromUrl.username = decodeURIComponent(first.username);
+  if (first !== null && first.password !== '') fromUrl.password = decodeURIComponent(first.password);
+  const tls = first?.protocol === 'rediss:';
+  return createCluster({
+    rootNodes: roots.map((url) => ({ url })),
+    defaults: {
+      ...fromUrl,
+      ...credentials(endpoint),
+      ...(tls || endpoint.tls !== undefined ? { socket: { tls: true as const, ...endpoint.tls } } : {}),
+      ...OWN_SETTINGS,
+    },
+    ...(commandOptions === undefined ? {} : { commandOptions }),
+  });
 }
 
 /** A single Redis (or any endpoint that behaves like one): a publishing and a subscribing connection. */
@@ -135,9 +171,7 @@ class ClientTransport implements Transport {
       this.ownsPub = false;
     } else {
       this.pub = createClient({
-        ...(options.url === undefined ? {} : { url: options.url }),
-        ...credentials(options),
-        ...(options.tls === undefined ? {} : { socket: { ...options.tls } }),
+        ...endpointOptions(options),
         ...OWN_SETTINGS,
         commandOptions: NO_COMMAND_TIMEOUT,
       });
@@ -204,24 +238,7 @@ class ClusterTransport implements Transport {
     // (still pipelined: node-redis writes a tick's commands together).
     this.batch = options.sharded ? 1 : 1024;
     this.listener = rawListener(events.message);
-    const roots = options.cluster ?? [];
-    const first = roots[0] === undefined ? null : new URL(roots[0]);
-    const fromUrl: { username?: string; password?: string } = {};
-    if (first !== null && first.username !== '') fromUrl.username = decodeURIComponent(first.username);
-    if (first !== null && first.password !== '') fromUrl.password = decodeURIComponent(first.password);
-    const tls = first?.protocol === 'rediss:';
-    // Discovered nodes are reached with `defaults` only (node-redis does not
-    // carry the root URL's credentials or TLS over), so both go there.
-    this.cluster = createCluster({
-      rootNodes: roots.map((url) => ({ url })),
-      defaults: {
-        ...fromUrl,
-        ...credentials(options),
-        ...(tls || options.tls !== undefined ? { socket: { tls: true as const, ...options.tls } } : {}),
-        ...OWN_SETTINGS,
-      },
-      commandOptions: NO_COMMAND_TIMEOUT,
-    });
+    this.cluster = newCluster(options.cluster ?? [], options, NO_COMMAND_TIMEOUT);
     this.cluster.on('error', (error: Error) => events.error(error));
     this.cluster.on('node-error', (error: Error) => events.error(error));
     this.cluster.on('node-ready', () => events.ready());

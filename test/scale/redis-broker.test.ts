@@ -312,3 +312,27 @@ describe('bounds and bad input', () => {
   });
 });
 
+describe('an existing node-redis client', () => {
+  it('publishes on the given client, subscribes on a duplicate, and close() leaves the given client open', async () => {
+    const p = freshPrefix();
+    const mine = createClient({ url: redis.url });
+    mine.on('error', () => {});
+    const a = new RedisBroker({ client: mine, prefix: p, onError: () => {} });
+    await a.ready();
+    assert.ok(mine.isReady, 'the broker connected the client it was given');
+    const b = await broker(p);
+    const [sa, sb] = [new Sink(), new Sink()];
+    a.subscribe('t', sa);
+    b.subscribe('t', sb);
+    await waitFor('both subscribed', async () => (await admin.pubSubNumSub(`${p}:t`))[`${p}:t`] === 2);
+    await publish(a, 't', 'from a');
+    await publish(b, 't', 'from b');
+    await waitFor('each got both', () => sa.got.length === 2 && sb.got.length === 2);
+    await a.close();
+    assert.ok(mine.isOpen, 'still open after the broker closed');
+    assert.equal(await mine.ping(), 'PONG');
+    await waitFor('a’s subscriber connection gone', async () => (await admin.pubSubNumSub(`${p}:t`))[`${p}:t`] === 1);
+    mine.destroy();
+  });
+});
+

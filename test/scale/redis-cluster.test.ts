@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TopicMessage } from '../../src/pubsub/message.js';
-import { RedisBroker } from '../../src/redis/index.js';
+import { createCluster } from '@redis/client';
+import { RedisBroker, RedisChannelStore } from '../../src/redis/index.js';
 import { closeAll, numbered, openClient, sendNumbered, startServeNode, type Client, type ServeNode } from '../helpers/nodes.js';
 import { waitFor } from '../helpers/processes.js';
 import { Sink, lines, startRedisCluster, type RedisCluster } from '../helpers/redis.js';
@@ -99,7 +100,7 @@ describe('fullduplex serve --redis-cluster', () => {
 
   it('two serve nodes share topics through the cluster (sharded pub/sub)', async () => {
     nodes.push(...(await Promise.all([0, 1].map(() => startServeNode(['--redis-cluster', cluster.urls.join(',')])))));
-    for (const n of nodes) assert.match(n.child.output(), /topics through Redis at redis:\/\/127\.0\.0\.1:\d+\/?,redis:/);
+    for (const n of nodes) assert.match(n.child.output(), /through Redis at redis:\/\/127\.0\.0\.1:\d+\/?,redis:/);
     const group = await Promise.all(nodes.map((n) => openClient(n.url('/topics/news'))));
     clients.push(...group);
     await waitFor('both nodes SSUBSCRIBEd', async () => {
@@ -110,6 +111,35 @@ describe('fullduplex serve --redis-cluster', () => {
     await waitFor('100 messages each way', () => group.every((c) => c.got.length >= 100));
     assert.deepEqual(numbered(group[0]?.got ?? [], 'n1'), Array.from({ length: 100 }, (_, k) => `n1:${k}`));
     assert.deepEqual(numbered(group[1]?.got ?? [], 'n0'), Array.from({ length: 100 }, (_, k) => `n0:${k}`));
+  });
+});
+
+describe('RedisChannelStore on the cluster', () => {
+  it('streams and presence of many channels, spread over the masters, through a cluster client', async () => {
+    const client = createCluster({ rootNodes: cluster.urls.map((url) => ({ url })) });
+    client.on('error', () => {});
+    const store = new RedisChannelStore({ client, prefix: 'st' });
+    try {
+      await store.ready(); // the store connects a client that is not open yet
+      const H = { size: 10, ttl: 60_000 };
+      const channels = Array.from({ length: 30 }, (_, i) => `ch{${i}}`);
+      for (const c of channels) {
+        await store.append(c, '"a"', H);
+        await store.append(c, '"b"', H);
+        await store.presenceAdd(c, 'me', '{}', 60_000);
+      }
+      for (const c of channels) {
+        const r = await store.read(c, null, 10, H);
+        assert.ok(r.ok);
+        assert.deepEqual(r.publications.map((p) => p.offset), [1, 2]);
+        assert.deepEqual([...(await store.presenceList(c)).keys()], ['me']);
+      }
+      const perMaster = await Promise.all(cluster.ports.map(async (port) => Number((await cluster.cli(port, ['DBSIZE'])).trim())));
+      assert.ok(perMaster.every((n) => n > 0), `keys on every master: ${perMaster.join('/')}`);
+    } finally {
+      await store.close();
+      client.destroy();
+    }
   });
 });
 

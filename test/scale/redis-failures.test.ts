@@ -53,8 +53,10 @@ describe('Redis stops and restarts mid-stream', () => {
     cleanups.push(async () => clearInterval(timer));
     await waitFor('the stream at a', () => sa.got.length >= 20);
 
+    assert.ok(a.isReady && b.isReady);
     await redis.kill();
     await waitFor('publish callbacks with errors', () => failed >= 5);
+    assert.equal(b.isReady, false);
     assert.ok(errorsB.length > 0, 'onError heard of the lost connection');
     assert.ok(events.some((e) => e.broker === b && e.operation === 'publish' && e.topic === 't'), 'diagnostics event for a failed publish');
     assert.ok(events.some((e) => e.operation === 'connection'), 'diagnostics event for the connection');
@@ -75,6 +77,7 @@ describe('Redis stops and restarts mid-stream', () => {
     a.subscribe('late', late);
 
     await redis.restart();
+    await waitFor('b ready again', () => b.isReady, 30_000);
     const resumedFrom = seq;
     await waitFor('the stream at a again', () => sa.got.some((m) => Number(m) > resumedFrom), 30_000);
     await waitFor('both channels resubscribed', async () => (await pubsubChannels(redis, 'f:*')).join() === 'f:late,f:t', 30_000);

@@ -7,6 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { Client as ChannelClient } from '../../src/client-lib/client.js';
+import { WebSocket } from '../../src/index.js';
 import { type Client, type ServeNode, closeAll, numbered, openClient, sendNumbered, startServeNode, waitFor } from '../helpers/nodes.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
@@ -78,5 +80,34 @@ describe('three serve --redis nodes', () => {
       });
     });
     assert.equal(survivors.filter((n) => n.child.process.exitCode === null).length, 2);
+  });
+
+  it('the chat on two nodes shares one stream and one presence roster in Redis', async () => {
+    // The nodes the kill -9 test left alive.
+    const [a, b] = nodes.filter((n) => n.child.process.exitCode === null && n.child.process.signalCode === null);
+    assert.ok(a !== undefined && b !== undefined);
+    const chat = (n: ServeNode, name: string): ChannelClient => {
+      const c = new ChannelClient(`ws://127.0.0.1:${n.port}/channels`, { WebSocket, token: name, transports: ['websocket'] });
+      c.connect();
+      return c;
+    };
+    const [ann, bob] = [chat(a, 'ann'), chat(b, 'bob')];
+    try {
+      const [sa, sb] = [ann.subscribe('chat:lobby'), bob.subscribe('chat:lobby')];
+      const heard: unknown[] = [];
+      sb.on('publication', (p) => heard.push(p.data));
+      await waitFor('both subscribed', () => sa.state === 'subscribed' && sb.state === 'subscribed');
+      const first = await sa.publish('hello from a');
+      const second = await sb.publish('hello from b');
+      assert.deepEqual([first.offset, second.offset], [1, 2], 'one sequence of offsets for both nodes');
+      await waitFor('bob heard ann', () => heard.includes('hello from a'));
+      const history = await sb.history({ limit: 10 });
+      assert.deepEqual(history.publications.map((p) => p.data), ['hello from a', 'hello from b']);
+      await waitFor('both in the roster, as seen from either node', async () => (await sa.presence()).length === 2 && (await sb.presence()).length === 2);
+      assert.deepEqual((await sa.presence()).map((e) => e.user).sort(), ['ann', 'bob']);
+    } finally {
+      ann.disconnect();
+      bob.disconnect();
+    }
   });
 });
