@@ -110,7 +110,9 @@ export class CuttableProxy {
     if (!this.#pairs.delete(pair)) return;
     for (const socket of pair) {
       if (socket.destroyed) continue;
-      if (mode === 'reset') socket.resetAndDestroy();
+      // A reset needs a fully open socket: on a half-closed one Node 20 leaves
+      // the handle open forever (and the test process with it).
+      if (mode === 'reset' && socket.readyState === 'open') socket.resetAndDestroy();
       else socket.destroy();
     }
   }
