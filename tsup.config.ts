@@ -36,9 +36,10 @@ export default defineConfig([
     splitting: false,
   },
   {
-    // The command-line tool, on the public API: dist/index.js is loaded, not bundled again.
+    // The command-line tool, on the public API: dist/index.js is loaded, not bundled again;
+    // so is dist/redis/index.js, imported only by `serve --redis`.
     entry: { 'cli/main': 'src/cli/main.ts' },
-    external: ['../index.js'],
+    external: ['../index.js', '../redis/index.js'],
     format: ['esm'],
     target: 'node20',
     platform: 'node',

@@ -40,7 +40,7 @@ import { parseArgs } from 'node:util';
 import { createInterface } from 'node:readline';
 import { makePayload, makeJsonPayload, publishCommand, broadcastPayload } from './lib/payload.mjs';
 import { Conn, configure, buildFrame, upgradeRequest, sourceAddress, CLOSE_FRAME, OP_TEXT, OP_BINARY } from './lib/wsconn.mjs';
-import { compressClientMessages, describeParams } from './lib/deflate.mjs';
+import { compressClientMessages, compressFirstMessage, describeParams } from './lib/deflate.mjs';
 import { processCpuUs, machineCpuUs, selfCpuUs, processMemory } from './lib/cpu.mjs';
 
 const TARGET = '127.0.0.1'; // the only address ever targeted
@@ -81,7 +81,7 @@ const SERVER_PID = opt['server-pid'] ? Number(opt['server-pid']) : 0;
 const STALL_MS = Number(opt.stall) * 1000;
 const DEFLATE = opt.compress;
 const LATENCY = MODE === 'echo' && INFLIGHT === 1 && !DEFLATE;
-if (DEFLATE && (MODE !== 'echo' || RAW)) die('--compress is for --mode echo against a WebSocket server (not --raw)');
+if (DEFLATE && ((MODE !== 'echo' && MODE !== 'idle') || RAW)) die('--compress is for --mode echo or idle against a WebSocket server (not --raw)');
 
 // ---------------------------------------------------------------- utilities
 
@@ -515,18 +515,74 @@ function runHandshakes() {
 
 // ---------------------------------------------------------------- idle
 
+/** Idle --compress: the 4 KiB JSON text each connection sends once, compressed. */
+const IDLE_MESSAGE_SIZE = 4096;
+
+/**
+ * Idle --compress: every connection sends one compressed text message as soon
+ * as it is open (its first, so the same bytes for every connection that
+ * negotiated the same parameters) and must get it back, compressed or not;
+ * the inflater is dropped after that, so this process stays small.
+ */
+function idleDeflateHooks(onEchoed) {
+  const payload = makeJsonPayload(IDLE_MESSAGE_SIZE, 7);
+  const frames = new Map(); // negotiated answer -> frame
+  const frameFor = (params) => {
+    let f = frames.get(params.text);
+    if (f === undefined) {
+      try {
+        f = buildFrame(OP_TEXT, compressFirstMessage(payload, params), 9);
+      } catch (err) {
+        die(`cannot compress the idle message: ${err.message}`);
+      }
+      f[0] |= 0x40; // RSV1 (RFC 7692 §6)
+      frames.set(params.text, f);
+    }
+    return f;
+  };
+  return {
+    opcode: OP_TEXT,
+    expected: (c, i) => (i === 0 ? payload : null),
+    open(c) {
+      c.sock.write(frameFor(c.deflate));
+    },
+    message(c) {
+      setImmediate(() => {
+        c.inflater?.close();
+        c.inflater = null;
+      });
+      onEchoed();
+    },
+  };
+}
+
 function runIdle() {
   const stages = opt.stages.split(',').map(Number);
   const max = stages[stages.length - 1];
   const conns = new Array(max);
   let closing = false;
   let opened = 0;
+  let echoed = 0; // --compress: connections whose message came back
+  let waiting = null; // --compress: the stage's continuation, once all are open
+  const own = DEFLATE
+    ? idleDeflateHooks(() => {
+        echoed++;
+        progress++;
+        if (waiting !== null && echoed === opened) waiting();
+      })
+    : {
+        opcode: OP_BINARY,
+        expected: () => null,
+        message(c) { die(`connection ${c.id}: unexpected data message on an idle connection`); },
+        open() {},
+      };
   const hooks = {
-    opcode: OP_BINARY,
-    expected: () => null,
-    message(c) { die(`connection ${c.id}: unexpected data message on an idle connection`); },
+    ...own,
     flush() {},
-    open() { opened++; },
+    open(c) {
+      opened++;
+      own.open(c);
+    },
     closeFrame(c, code) {
       if (!closing) die(`connection ${c.id}: server sent a close frame (code ${code}) to an idle connection`);
     },
@@ -534,7 +590,7 @@ function runIdle() {
       if (!closing) die(`connection ${c.id}: server closed an idle connection`);
     },
   };
-  watchdogWhat = () => `${opened} connections open`;
+  watchdogWhat = () => `${opened} connections open${DEFLATE ? `, ${echoed} echoes back` : ""}`;
   const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
   const stageResults = [];
   const closeAll = () => {
@@ -549,7 +605,7 @@ function runIdle() {
   const next = () => {
     const to = stages[stage];
     const t0 = process.hrtime.bigint();
-    openMany(conns, from, to, hooks, async () => {
+    const stageReached = async () => {
       const ms = Number(process.hrtime.bigint() - t0) / 1e6;
       const r = { event: 'stage', open: to, openMs: ms, handshakesPerSec: ((to - from) / ms) * 1000 };
       stageResults.push(r);
@@ -570,6 +626,13 @@ function runIdle() {
           return next();
         }
       }
+    };
+    openMany(conns, from, to, hooks, () => {
+      if (!DEFLATE || echoed === opened) return stageReached();
+      waiting = () => {
+        waiting = null;
+        stageReached();
+      };
     });
   };
   next();

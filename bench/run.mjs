@@ -2,11 +2,12 @@
 // The benchmark runner: fullduplex against ws (and uWebSockets.js when its
 // native build loads, and a plain TCP echo as the Node floor).
 //
-//   npm run bench                      # build, then every scenario, 5 rounds (< 10 min)
+//   npm run bench                      # build, then every scenario, 5 rounds (~15 min)
 //   node bench/run.mjs --quick         # one short round of everything (< 1 min)
 //   node bench/run.mjs --scenario echo-16b-throughput,handshakes --rounds 3
 //   node bench/run.mjs --servers fullduplex,ws
 //   node bench/run.mjs --cpu-prof      # servers write .cpuprofile files to bench/results/profiles/
+//   node bench/run.mjs --baseline /tmp/old/dist   # adds a row: fullduplex from another build (A/B of two versions)
 //   node bench/run.mjs --list
 //
 // For each scenario, each round runs every server once, in the same order
@@ -31,6 +32,7 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string' },
     duration: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    baseline: { type: 'string' },
     list: { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -52,6 +54,8 @@ const SERVERS = {
   uws: { script: 'servers/uws.mjs', label: 'uWebSockets.js' },
   net: { script: 'servers/net.mjs', label: 'net (plain TCP echo)', raw: true },
   floor: { script: 'servers/floor.mjs', label: 'Node socket floor (101, nothing kept)' },
+  // --baseline <dist dir>: the same server on another build, run right after fullduplex in every round
+  baseline: { script: 'servers/fullduplex.mjs', label: 'fullduplex (baseline build)', env: { FULLDUPLEX_DIST: opt.baseline ?? '' } },
 };
 
 // ---------------------------------------------------------------- scenarios
@@ -67,6 +71,32 @@ const COL = {
 
 const idleStages = QUICK ? [1000, 2000] : [10000, 19000];
 const bcastSizes = QUICK ? [100, 1000] : [1000, 10000];
+
+const deflateIdleStages = QUICK ? [200, 600] : [1000, 3000];
+
+/**
+ * Broadcast 16 B to `subs` subscribers. Batched: bursts of ~100,000
+ * deliveries per trigger, so publishes follow each other in one event-loop
+ * turn. One in flight: one publish per trigger, and the next trigger only
+ * once every subscriber has it, so each publish is an event-loop turn of its
+ * own (a chat server or a ticker, where messages come one at a time).
+ */
+const broadcast = (subs, single) => ({
+  name: `broadcast-${subs >= 1000 ? `${subs / 1000}k` : subs}${single ? '-1' : ''}`,
+  title: `Broadcast 16 B to ${subs.toLocaleString('en-US')} subscribers, ${single ? 'one broadcast in flight' : 'batched (bursts of ~100,000 deliveries)'}`,
+  kind: 'loadgen',
+  serverMode: 'broadcast',
+  servers: ['fullduplex', 'ws', 'uws'],
+  args: ['--mode', 'broadcast', '--conns', subs, '--size', 16, ...(single ? ['--burst', 1] : [])],
+  primary: { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
+  columns: [
+    { key: 'deliveriesPerSec', label: 'deliveries/s', fmt: 'k' },
+    { key: 'serverCpuUsPerDelivery', label: 'server CPU µs/delivery', fmt: 'us' },
+    COL.srvPct,
+    COL.lgPct,
+  ],
+  note: `A subscriber sends \`publish:<n>:16\`; the server publishes n messages to every subscriber (fullduplex: server.publish; ws: a loop over wss.clients calling send; uWS: app.publish). The next trigger goes out when every subscriber has checked all n. ${single ? 'Here n = 1: one publish per trigger, each in an event-loop turn of its own.' : 'Here n = 100,000 / subscribers.'}`,
+});
 
 const echo = (name, title, { conns, inflight, size, primary, columns }) => ({
   name,
@@ -113,15 +143,30 @@ const SCENARIOS = [
     primary: { key: 'mbPerSec', label: 'MB/s', better: 'higher' },
     columns: [COL.mb, COL.msgs, COL.srvCpu, COL.srvPct, COL.lgPct],
   }),
+  // One large message at a time (a file or a document snapshot sent message
+  // by message): every message is a round trip of its own, so what a server
+  // does per read and per write of a big payload shows undiluted.
+  ...[
+    ['echo-64k-1', '64 KiB', 65536],
+    ['echo-1m-1', '1 MiB', 1048576],
+  ].map(([name, label, size]) =>
+    echo(name, `Echo ${label}, 1 connection × 1 in flight`, {
+      conns: 1,
+      inflight: 1,
+      size,
+      primary: { key: 'msgsPerSec', label: 'msg/s', better: 'higher' },
+      columns: [COL.msgs, COL.mb, { key: 'latencyUs.p50', label: 'p50 µs', fmt: 'us' }, COL.srvCpu, COL.srvPct, COL.lgPct],
+    }),
+  ),
   {
     name: 'handshakes',
-    title: 'Handshakes: connect, upgrade, close handshake; 32 concurrent loops',
+    title: 'Handshakes: connect, upgrade, full closing handshake; 50 concurrent loops',
     kind: 'loadgen',
     servers: ['fullduplex', 'ws', 'uws', 'net'],
     // 8 source addresses (127.0.0.1-8): the server closes first, so its
     // TIME_WAIT sockets hold 4-tuples; spreading sources makes a new SYN
     // landing on one of them (and waiting for a retransmit) rarer.
-    args: ['--mode', 'handshake', '--concurrency', 32, '--sources', 8],
+    args: ['--mode', 'handshake', '--concurrency', 50, '--sources', 8],
     primary: { key: 'handshakesPerSec', label: 'handshakes/s', better: 'higher' },
     columns: [
       { key: 'handshakesPerSec', label: 'handshakes/s', fmt: 'k' },
@@ -130,7 +175,7 @@ const SCENARIOS = [
       COL.srvPct,
       COL.lgPct,
     ],
-    note: 'net row: TCP connect, the same request bytes echoed, close (no HTTP, no WebSocket).',
+    note: 'Each loop: connect, upgrade (101 and accept checked), send a close frame (1000), wait for the server\'s close frame and for the server to close TCP, then start again. net row: TCP connect, the same request bytes echoed, close (no HTTP, no WebSocket).',
   },
   {
     name: 'idle-memory',
@@ -149,22 +194,26 @@ const SCENARIOS = [
     ],
     note: 'Δ/conn: (RSS at N − RSS before any connection) / N; slope: (RSS at the larger N − RSS at the smaller) / difference, which leaves out fixed costs. Servers run with --expose-gc and collect twice before each reading. The floor row is an HTTP server that answers 101 and keeps only the upgraded net.Socket: what any server built on Node sockets pays before adding anything.',
   },
-  ...bcastSizes.map((subs) => ({
-    name: `broadcast-${subs >= 1000 ? `${subs / 1000}k` : subs}`,
-    title: `Broadcast 16 B to ${subs.toLocaleString('en-US')} subscribers`,
-    kind: 'loadgen',
-    serverMode: 'broadcast',
+  {
+    name: 'idle-memory-deflate',
+    title: `Memory per idle compressed connection (permessage-deflate, one 4 KiB message each way; server RSS after gc, ${deflateIdleStages.map((n) => n.toLocaleString('en-US')).join(' and ')} connections)`,
+    kind: 'idle',
+    deflate: true,
+    rounds: Math.min(ROUNDS, 3),
     servers: ['fullduplex', 'ws', 'uws'],
-    args: ['--mode', 'broadcast', '--conns', subs, '--size', 16],
-    primary: { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
+    stages: deflateIdleStages,
+    // idle for 5 s: longer than fullduplex's idle release (2-4 s) takes
+    settleMs: 5000,
+    primary: { key: 'perConn.1', label: `RSS Δ/conn @${deflateIdleStages[1].toLocaleString('en-US')}`, better: 'lower' },
     columns: [
-      { key: 'deliveriesPerSec', label: 'deliveries/s', fmt: 'k' },
-      { key: 'serverCpuUsPerDelivery', label: 'server CPU µs/delivery', fmt: 'us' },
-      COL.srvPct,
-      COL.lgPct,
+      { key: 'perConn.0', label: `RSS Δ/conn @${deflateIdleStages[0].toLocaleString('en-US')}`, fmt: 'bytes' },
+      { key: 'perConn.1', label: `RSS Δ/conn @${deflateIdleStages[1].toLocaleString('en-US')}`, fmt: 'bytes' },
+      { key: 'slopeBytesPerConn', label: 'RSS slope per conn', fmt: 'bytes' },
+      { key: 'heapSlopeBytesPerConn', label: 'JS heap slope per conn', fmt: 'bytes' },
     ],
-    note: 'A subscriber sends `publish:<n>:16`; the server publishes n messages to every subscriber (fullduplex: server.publish; ws: a loop over wss.clients calling send; uWS: app.publish). The next burst starts when every subscriber has checked all n.',
-  })),
+    note: 'Each connection offers `permessage-deflate; client_max_window_bits` (as browsers do; the run fails unless the server accepts), sends one 4,096 B JSON text compressed (RFC 7692), waits for the compressed echo, inflates and checks it, then stays idle. Servers as in the compressed echo (threshold 0, each library\'s default window and context takeover). Memory is read 5 s after the last echo (fullduplex releases the zlib streams of a connection idle for 2 to 4 s), after two collections. Δ/conn: (RSS at N − RSS before any connection) / N.',
+  },
+  ...bcastSizes.flatMap((subs) => [broadcast(subs, false), broadcast(subs, true)]),
   {
     name: 'client',
     title: 'Client: echo 16 B, 100 connections × 32 in flight, against the fullduplex server',
@@ -223,6 +272,12 @@ for (const s of wantScenarios ?? []) {
   }
 }
 const scenarios = SCENARIOS.filter((s) => !wantScenarios || wantScenarios.includes(s.name));
+if (opt.baseline) {
+  for (const s of scenarios) {
+    const i = s.servers.indexOf('fullduplex');
+    if (i >= 0 && s.kind !== 'client') s.servers = [...s.servers.slice(0, i + 1), 'baseline', ...s.servers.slice(i + 1)];
+  }
+}
 
 // ---------------------------------------------------------------- measuring
 
@@ -246,7 +301,7 @@ async function startServer(name, { mode = 'echo', deflate = false, exposeGc = fa
     core: 0,
     pin: PIN,
     nodeFlags,
-    env: { PORT: '0', BENCH_MODE: mode, BENCH_DEFLATE: deflate ? '1' : '0' },
+    env: { PORT: '0', BENCH_MODE: mode, BENCH_DEFLATE: deflate ? '1' : '0', ...def.env },
     nofile,
   });
   try {
@@ -312,13 +367,14 @@ async function measureIdle(scn, name, round) {
       note = `open-file limit ${hard} (hard) caps connections at ${cap}`;
     }
   }
-  const srv = await startServer(name, { exposeGc: true, nofile, profileName: `${scn.name}-${name}-r${round}` });
+  const srv = await startServer(name, { deflate: scn.deflate === true, exposeGc: true, nofile, profileName: `${scn.name}-${name}-r${round}` });
   try {
     const base = await serverMemory(srv);
     if (!base.gc) throw new Error('server has no gc() (needs --expose-gc)');
     const mems = [];
     const args = ['--mode', 'idle', '--stages', stages.join(','), '--port', srv.port, '--server-pid', srv.pid];
     if (SERVERS[name].raw) args.push('--raw');
+    if (scn.deflate) args.push('--compress');
     const lgArgs = args.map(String);
     const lg = spawnNode(path.join(BENCH_DIR, 'loadgen.mjs'), lgArgs, { core: 1, pin: PIN, nofile });
     const stageInfo = [];
@@ -326,8 +382,9 @@ async function measureIdle(scn, name, round) {
       for (let i = 0; i < stages.length; i++) {
         const line = await lg.waitLine(/^\{"event":"stage"/, 120000, `idle stage ${stages[i]}`);
         stageInfo.push(JSON.parse(line));
-        // A moment for the server to finish processing the last upgrades.
-        await new Promise((r) => setTimeout(r, 200));
+        // A moment for the server to finish processing the last upgrades
+        // (compressed: and to be idle for a while, as a quiet connection would).
+        await new Promise((r) => setTimeout(r, scn.settleMs ?? 200));
         mems.push(await serverMemory(srv));
         lg.send(i < stages.length - 1 ? 'next' : 'close');
       }

@@ -12,7 +12,7 @@ versions=("$@")
 [ ${#versions[@]} -gt 0 ] || versions=(22 24)
 npm run build >/dev/null
 shopt -s nullglob globstar
-files=(test/protocol/**/*.test.ts test/node/**/*.test.ts test/interop/**/*.test.ts)
+files=(test/protocol/**/*.test.ts test/node/**/*.test.ts test/interop/**/*.test.ts test/scale/**/*.test.ts)
 status=0
 for major in "${versions[@]}"; do
   dir="$cache/$major"
@@ -23,7 +23,7 @@ for major in "${versions[@]}"; do
   fi
   bin="$(cd "$dir/package/bin" && pwd)"
   echo "== Node $("$bin/node" --version)"
-  if ! PATH="$bin:$PATH" node --import tsx --test --test-reporter=dot --test-concurrency=2 --test-timeout=60000 "${files[@]}"; then
+  if ! PATH="$bin:$PATH" node --import tsx --test --test-reporter=dot --test-concurrency=2 --test-timeout=180000 "${files[@]}"; then
     status=1
   fi
 done

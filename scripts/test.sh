@@ -16,7 +16,7 @@ if ! /usr/bin/python3 -c 'import websockets' >/dev/null 2>&1; then apt_pkgs+=(py
 if ! command -v redis-server >/dev/null 2>&1; then apt_pkgs+=(redis-server); fi
 if ! command -v redis-cli >/dev/null 2>&1; then apt_pkgs+=(redis-tools); fi
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then apt_pkgs+=(nginx); fi
-if [ ! -x /usr/bin/chromium ]; then apt_pkgs+=(chromium); fi
+if [ ! -x /usr/bin/chromium ]; then apt_pkgs+=(chromium fonts-liberation); fi
 if [ "${#apt_pkgs[@]}" -gt 0 ]; then
   echo "test.sh: installing Debian packages: ${apt_pkgs[*]}"
   if [ "$(id -u)" = 0 ]; then
@@ -33,4 +33,4 @@ npx tsc --noEmit -p tsconfig.json
 shopt -s nullglob globstar
 files=(test/protocol/**/*.test.ts test/node/**/*.test.ts test/interop/**/*.test.ts test/scale/**/*.test.ts)
 if [ "$#" -gt 0 ]; then files=("$@"); fi
-exec node --import tsx --test --test-concurrency=2 --test-timeout=60000 "${files[@]}"
+exec node --import tsx --test --test-concurrency=2 --test-timeout=180000 "${files[@]}"

@@ -151,6 +151,20 @@ export async function compressClientMessages(messages, params, { level = 6, memL
 }
 
 /**
+ * The compressed payload of a connection's FIRST message (nothing sent before
+ * it, so every connection sends the same bytes whatever the context
+ * takeover), without the trailing 00 00 ff ff; zlib level 6, memLevel 8 and
+ * the window the server allowed, as in compressClientMessages.
+ */
+export function compressFirstMessage(message, params, { level = 6, memLevel = 8 } = {}) {
+  const windowBits = params.clientMaxWindowBits;
+  if (windowBits < 9) throw new Error(`server asked for client_max_window_bits=${windowBits}; zlib cannot produce raw DEFLATE with an 8-bit window`);
+  const out = zlib.deflateRawSync(message, { level, memLevel, windowBits, finishFlush: Z_SYNC_FLUSH });
+  if (out.length < 4 || !out.subarray(out.length - 4).equals(DEFLATE_TAIL)) throw new Error('deflate output after Z_SYNC_FLUSH does not end with 00 00 ff ff');
+  return out.subarray(0, out.length - 4);
+}
+
+/**
  * One connection's decompressor for the server's messages: one raw inflater
  * for the connection's lifetime (the server may use context takeover), 15-bit
  * window (enough for any server_max_window_bits). `message(buf, done)` takes a

@@ -73,6 +73,12 @@ export function summarize(scenario, perServer, disturbedPct = 15) {
     row.max = values.length ? Math.max(...values) : NaN;
     const value = row.medians[scenario.primary.key];
     row.ratio = name !== 'ws' && Number.isFinite(value) && Number.isFinite(wsMedian) && wsMedian > 0 ? value / wsMedian : NaN;
+    // The ratio of each round to ws's run in the same round (runs alternate
+    // A B A B, so a pair shares the machine's state): its spread is what
+    // says whether a difference is real. A spread that crosses 1.0 is a tie.
+    const paired = name === 'ws' ? [] : pairedRatios(entry.results, perServer.ws?.results ?? [], scenario.primary.key);
+    row.ratioMin = paired.length ? Math.min(...paired) : NaN;
+    row.ratioMax = paired.length ? Math.max(...paired) : NaN;
     // columns marked vsWs also show their own ratio to ws's median
     row.columnRatios = {};
     for (const col of scenario.columns) {
@@ -87,12 +93,34 @@ export function summarize(scenario, perServer, disturbedPct = 15) {
   return rows;
 }
 
+/** ours[i] / ws[i] for every round both have (the pairs ran back to back). */
+function pairedRatios(ours, ws, key) {
+  const out = [];
+  for (let i = 0; i < Math.min(ours.length, ws.length); i++) {
+    const a = pick(ours[i], key);
+    const b = pick(ws[i], key);
+    if (Number.isFinite(a) && Number.isFinite(b) && b > 0) out.push(a / b);
+  }
+  return out;
+}
+
+/**
+ * better / worse / tie for a row: a tie when the per-round ratios fall on
+ * both sides of 1.0 (or, with one round, when the ratio is within 3 %).
+ */
+export function verdict(row, scenario) {
+  if (!Number.isFinite(row.ratio)) return '–';
+  const crosses = Number.isFinite(row.ratioMin) && row.ratioMin < row.ratioMax && row.ratioMin <= 1 && row.ratioMax >= 1;
+  if (crosses || Math.abs(row.ratio - 1) < 0.03) return 'tie';
+  const better = scenario.primary.better === 'higher' ? row.ratio > 1 : row.ratio < 1;
+  return better ? 'better' : 'worse';
+}
+
 function ratioText(row, scenario) {
   if (row.server === 'ws') return 'baseline';
   if (!Number.isFinite(row.ratio)) return '–';
-  const better = scenario.primary.better === 'higher' ? row.ratio > 1 : row.ratio < 1;
-  const word = Math.abs(row.ratio - 1) < 0.03 ? 'same' : better ? 'better' : 'worse';
-  return `${row.server}/ws = ${row.ratio.toFixed(2)}× (${word})`;
+  const spread = Number.isFinite(row.ratioMin) && row.ratioMin < row.ratioMax ? `, rounds ${row.ratioMin.toFixed(2)}–${row.ratioMax.toFixed(2)}` : '';
+  return `${row.server}/ws = ${row.ratio.toFixed(2)}× (${verdict(row, scenario)}${spread})`;
 }
 
 /** A row's cells; a skipped or failed row is [label, reason] only. */
@@ -141,5 +169,6 @@ export const FOOTNOTES = [
   '† the load generator used more than 90 % of its core: this row may be limited by the load generator, not the server; compare server CPU per unit.',
   '‡k/n: in k of n rounds other processes used more than 15 % of a core during the measurement window (from /proc/stat), even after measuring that round again; rerun on a quiet machine.',
   'Each value is the median over rounds; every round starts a fresh server process, servers alternate A B A B.',
+  '"rounds a–b" after a ratio: the lowest and highest ratio of one round to ws in the same round; when they lie on both sides of 1.0 the row is a tie, whatever its median ratio.',
   'Server CPU is user+system time of the whole server process (all threads) over the measurement window, from /proc/<pid>/stat. On loopback part of the kernel TCP work of one side is charged to the other side\'s CPU.',
 ];

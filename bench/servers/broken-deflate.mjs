@@ -8,11 +8,14 @@
 //   garbage     message #100 replaced by a frame with RSV1 and bytes that do not inflate
 //   drop        never echoes message #100
 //   none        does not accept permessage-deflate (the loadgen must refuse to run)
+// BROKEN_AT=<n> (env) moves the broken message from #100 to #n (1 for the
+// idle run, where each connection sends one message).
 // Speed is irrelevant here.
 import { WebSocketServer } from 'ws';
 import { port, host, MAX_PAYLOAD, readyWhenListening } from './common.mjs';
 
 const how = process.env.BROKEN ?? 'fragmented';
+const at = Number(process.env.BROKEN_AT ?? 100);
 
 const wss = new WebSocketServer({ host, port, maxPayload: MAX_PAYLOAD, perMessageDeflate: how === 'none' ? false : { threshold: 0 } });
 wss.on('connection', (ws) => {
@@ -31,7 +34,7 @@ wss.on('connection', (ws) => {
       ws.send(data, { binary: isBinary, compress: count % 3 !== 0 });
       return;
     }
-    if (count === 100) {
+    if (count === at) {
       if (how === 'drop') return;
       if (how === 'corrupt') {
         const copy = Buffer.from(data);

@@ -22,7 +22,7 @@ export interface DispatchHost<T> {
   readonly rules: ChannelRules;
   readonly store: ChannelStore;
   readonly broker: Broker;
-  readonly presence: Presence;
+  readonly presenceKeeper: Presence;
   readonly hooks: Pick<ChannelServerOptions<T>, 'authenticate' | 'authorize'>;
   readonly closing: boolean;
   /** The hub of `channel`, made (and started) if there is none. */
@@ -178,7 +178,7 @@ export class Dispatcher<T> {
     }
     hub.goLive(session);
     session.channels.set(channel, Sub.Live);
-    if (options.presence) this.host.presence.join(session, channel);
+    if (options.presence) this.host.presenceKeeper.join(session, channel);
   }
 
   /**
@@ -227,7 +227,7 @@ export class Dispatcher<T> {
     if (state !== Sub.Live) return;
     session.channels.delete(channel);
     this.host.existingHub(channel)?.release(session);
-    if (session.presence?.has(channel)) this.host.presence.leave(session, channel);
+    if (session.presence?.has(channel)) this.host.presenceKeeper.leave(session, channel);
   }
 
   private async publish(session: Session<T>, id: number, channel: string, payload: string): Promise<void> {

@@ -134,7 +134,8 @@ export class Fallback<T> {
 
   private send(req: IncomingMessage, res: ServerResponse, origin: string, body: string, cors: Record<string, string>): void {
     const secret = req.headers[SESSION_HEADER];
-    if (typeof secret !== 'string' || secret.length === 0 || secret.length > 100) return respond(res, 400, `missing ${SESSION_HEADER} header`, cors);
+    // 32 random bytes in base64url: anything else cannot be a session, and is not worth a broker message.
+    if (typeof secret !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(secret)) return respond(res, 400, `missing or malformed ${SESSION_HEADER} header`, cors);
     const hash = createHash('sha256').update(secret).digest('base64url');
     const local = this.sessions.get(hash);
     if (local !== undefined) {

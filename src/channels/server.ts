@@ -35,13 +35,14 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
   readonly rules: ChannelRules;
   readonly broker: Broker;
   readonly store: ChannelStore;
-  readonly presence: Presence;
+  readonly presenceKeeper: Presence;
   readonly hooks: Pick<ChannelServerOptions<T>, 'authenticate' | 'authorize'>;
   /** The WebSocketServer carrying the WebSocket transport (attach it, or use `listen`). */
   readonly wss: WebSocketServer<WsSession<T>>;
   readonly path: string;
+  /** @internal Milliseconds an out-of-order publication waits for the ones before it (hub.ts). */
   readonly gapWait = 100;
-  closing = false;
+  private shuttingDown = false;
 
   private readonly dispatcher: Dispatcher<T>;
   private readonly fallback: Fallback<T>;
@@ -71,7 +72,7 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     this.store = options.store ?? new MemoryStore();
     this.hooks = { authenticate: options.authenticate, authorize: options.authorize };
     this.onError = options.onError ?? ((error, context) => console.error(`fullduplex channels: ${context}:`, error));
-    this.presence = new Presence({ store: this.store, broker: this.broker, presenceTtl: this.limits.presenceTtl, reportError: this.onError });
+    this.presenceKeeper = new Presence({ store: this.store, broker: this.broker, presenceTtl: this.limits.presenceTtl, reportError: this.onError });
     this.dispatcher = new Dispatcher(this);
     this.fallback = new Fallback<T>(this, options.allowedOrigins);
     this.wss = new WebSocketServer<WsSession<T>>({
@@ -136,6 +137,22 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     return publishPayload(this, channel, payload, this.rules.get(channel));
   }
 
+  /** Who is in `channel`'s presence, on every node (as the store has it). */
+  async presence(channel: string): Promise<{ client: string; user: string; info?: unknown }[]> {
+    const entries = await this.store.presenceList(channel);
+    return [...entries.values()].map((e) => JSON.parse(e) as { client: string; user: string; info?: unknown });
+  }
+
+  /**
+   * The newest `limit` publications of `channel`, oldest first, each with its
+   * offset and wire fields (`data` or `b64`, `info`), and the stream's position.
+   */
+  async history(channel: string, limit = this.limits.maxHistoryRead): Promise<StreamPosition & { publications: Record<string, unknown>[] }> {
+    const r = await this.store.read(channel, null, limit, this.rules.get(channel).history);
+    const publications = r.ok ? r.publications.map((p) => ({ offset: p.offset, ...(JSON.parse(p.payload) as Record<string, unknown>) })) : [];
+    return { offset: r.top.offset, epoch: r.top.epoch, publications };
+  }
+
   /** Disconnects a client by id (PROTOCOL.md §6: 4000–4499 tell it not to reconnect); false if unknown here. */
   disconnect(clientId: string, code = 4000, reason = '', reconnect = code >= 4500): boolean {
     const s = this.sessions.get(clientId);
@@ -155,8 +172,8 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
    * default broker and store are released.
    */
   async close(): Promise<void> {
-    if (this.closing) return;
-    this.closing = true;
+    if (this.shuttingDown) return;
+    this.shuttingDown = true;
     clearInterval(this.sweepTimer);
     for (const s of this.sessions.values()) s.disconnect(1001, 'server shutting down', true);
     await this.wss.close();
@@ -165,7 +182,12 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     if (this.ownsStore) await this.store.close();
   }
 
-  // DispatchHost and HubHost.
+  // DispatchHost and HubHost (internal).
+
+  /** True once `close()` started. */
+  get closing(): boolean {
+    return this.shuttingDown;
+  }
 
   hub(channel: string, options: ChannelOptions): Hub {
     let hub = this.hubs.get(channel);
@@ -226,7 +248,7 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     this.sessions.delete(session.id);
     session.state = SessionState.Closed;
     for (const channel of [...session.channels.keys()]) this.dispatcher.unsubscribe(session, channel);
-    if (session.presence !== null) for (const channel of [...session.presence]) this.presence.leave(session, channel);
+    if (session.presence !== null) for (const channel of [...session.presence]) this.presenceKeeper.leave(session, channel);
   }
 
   private opened(ws: ServerWebSocket<WsSession<T>>): void {
@@ -269,8 +291,8 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     }
     if (now >= this.nextPresence) {
       this.nextPresence = now + l.presenceTtl / 3;
-      this.presence.refresh(this.sessions.values());
-      this.presence.heal(this.hubs.values());
+      this.presenceKeeper.refresh(this.sessions.values());
+      this.presenceKeeper.heal(this.hubs.values());
     }
   }
 }

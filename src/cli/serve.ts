@@ -1,16 +1,33 @@
 /**
  * `fullduplex serve`: the demo chat page at /, its channel server at
- * /channels (WebSocket, with the SSE + POST fallback under it), and a
- * WebSocket echo endpoint at /echo offering the subprotocols "chat" and
- * "superchat".
+ * /channels (WebSocket, with the SSE + POST fallback under it), a WebSocket
+ * echo endpoint at /echo offering the subprotocols "chat" and "superchat",
+ * and topics at /topics/NAME. With --redis or --redis-cluster, topics and
+ * the chat span every serve process on the same Redis.
  */
 import { createServer, type RequestListener } from 'node:http';
-import { WebSocketServer } from '../index.js';
+import { type Broker, WebSocketServer } from '../index.js';
 import { UsageError, parse, parsePort } from './args.js';
 import { CHAT_PATH, createChatServer } from './chat.js';
+import { connectRedisBroker, parseRedisTarget, redacted } from './serve-redis.js';
 import { serveWebFile } from './web.js';
 
+/** The path prefix of topic endpoints: /topics/NAME (NAME percent-decoded). */
+const TOPICS_PATH = '/topics/';
+
+/** The topic a request path names, or null for the echo endpoint. */
+function topicOf(url: string): string | null {
+  const path = url.split('?', 1)[0] ?? '';
+  if (!path.startsWith(TOPICS_PATH)) return null;
+  try {
+    return decodeURIComponent(path.slice(TOPICS_PATH.length));
+  } catch {
+    return null;
+  }
+}
+
 const HELP = `Usage: fullduplex serve [--port 8080] [--host 127.0.0.1] [--no-deflate]
+                        [--redis redis://HOST:PORT | --redis-cluster URL,URL,...]
 
 Runs an HTTP server with:
   /          a chat page: pick a name and a room, chat live, see who is there
@@ -23,11 +40,19 @@ Runs an HTTP server with:
              path are echoed the same way. Clients that offer
              permessage-deflate get it (messages from 1 KiB on are compressed).
 
+A connection to /topics/NAME is subscribed to topic NAME; every message it
+sends goes to every other subscriber of NAME. With --redis or
+--redis-cluster, topics span every serve process using the same Redis.
+
 Options:
-  --port N       port to listen on (default 8080; 0 picks a free one)
-  --host ADDR    address to listen on (default 127.0.0.1)
-  --no-deflate   decline permessage-deflate (RFC 7692)
-  -h, --help     show this help
+  --port N               port to listen on (default 8080; 0 picks a free one)
+  --host ADDR            address to listen on (default 127.0.0.1)
+  --no-deflate           decline permessage-deflate (RFC 7692)
+  --redis URL            share topics through Redis (redis:// or rediss://,
+                         user:password@ for ACL users); needs @redis/client
+  --redis-cluster URLS   share topics through a Redis Cluster, sharded
+                         pub/sub (comma-separated root node URLs)
+  -h, --help             show this help
 `;
 
 export async function serveCommand(args: string[]): Promise<number> {
@@ -35,7 +60,14 @@ export async function serveCommand(args: string[]): Promise<number> {
   try {
     ({ values } = parse(
       args,
-      { port: { type: 'string' }, host: { type: 'string' }, 'no-deflate': { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      {
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'no-deflate': { type: 'boolean' },
+        redis: { type: 'string' },
+        'redis-cluster': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
       false,
     ));
   } catch (err) {
@@ -50,33 +82,55 @@ export async function serveCommand(args: string[]): Promise<number> {
     return 0;
   }
   let port: number;
+  let target;
   try {
     port = parsePort(values.port, 8080);
+    target = parseRedisTarget(values.redis, values['redis-cluster']);
   } catch (err) {
     process.stderr.write(`fullduplex serve: ${(err as Error).message}\n`);
     return 2;
   }
   const host = values.host ?? '127.0.0.1';
 
-  const wss = new WebSocketServer({
+  let broker: Broker | undefined;
+  if (target !== null) {
+    const where = target.kind === 'single' ? redacted(target.url) : target.urls.map(redacted).join(',');
+    try {
+      broker = await connectRedisBroker(target);
+    } catch (err) {
+      process.stderr.write(`fullduplex serve: Redis at ${where}: ${(err as Error).message}\n`);
+      return 1;
+    }
+    process.stdout.write(`fullduplex serve: topics through Redis at ${where}\n`);
+  }
+
+  const wss = new WebSocketServer<{ topic: string | null }>({
     // /echo is the documented endpoint; other paths echo too, so a
     // conformance client pointed at the bare host:port also works.
     // The first subprotocol the client offered that the server knows.
     protocols: ['chat', 'superchat'],
     perMessageDeflate: values['no-deflate'] !== true,
+    ...(broker === undefined ? {} : { broker }),
     handler: {
+      upgrade(_req, info) {
+        return { accept: true, data: { topic: topicOf(info.url) } };
+      },
+      open(ws) {
+        if (ws.data.topic !== null) ws.subscribe(ws.data.topic);
+      },
       message(ws, data, isBinary) {
-        ws.send(data, { binary: isBinary });
+        if (ws.data.topic === null) ws.send(data, { binary: isBinary });
+        else ws.publish(ws.data.topic, data, { binary: isBinary });
       },
     },
   });
-  const chat = createChatServer();
+  const chat = createChatServer(broker === undefined ? {} : { broker });
   // Plain HTTP: the chat's fallback, the page's files, a line about /echo, 404 elsewhere.
   const onRequest: RequestListener = (req, res) => {
     if (chat.handleRequest(req, res) || serveWebFile(req, res)) return;
-    if (req.url === '/echo') {
+    if (req.url === '/echo' || req.url?.startsWith(TOPICS_PATH) === true) {
       res.writeHead(426, { 'Content-Type': 'text/plain; charset=utf-8', Upgrade: 'websocket', Connection: 'Upgrade', 'Sec-WebSocket-Version': '13' });
-      res.end('fullduplex WebSocket echo endpoint (subprotocols: chat, superchat): connect with a WebSocket client\n');
+      res.end('fullduplex WebSocket endpoint (/echo: subprotocols chat, superchat; /topics/NAME): connect with a WebSocket client\n');
       return;
     }
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
@@ -105,6 +159,7 @@ export async function serveCommand(args: string[]): Promise<number> {
     });
   } catch (err) {
     await Promise.all([chat.close(), wss.close(0)]);
+    await broker?.close();
     throw new Error(`cannot listen on ${host}:${port}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
   const shownHost = host.includes(':') ? `[${host}]` : host;
@@ -119,12 +174,15 @@ export async function serveCommand(args: string[]): Promise<number> {
       }
       stopping = true;
       process.stdout.write('fullduplex serve: shutting down\n');
-      // Chat sessions get a disconnect (1001, reconnect), echo connections a 1001 close; then the HTTP server stops.
+      // Chat sessions get a disconnect (1001, reconnect), echo connections a
+      // 1001 close; then the HTTP server stops, then the Redis connections
+      // (the servers close only a broker they made).
       void Promise.all([chat.close(), wss.close(2000)])
         .then(() => new Promise<void>((done) => {
           server.close(() => done());
           server.closeAllConnections();
         }))
+        .then(() => broker?.close())
         .then(() => resolve(0));
     };
     process.on('SIGINT', stop);

@@ -6,7 +6,7 @@
  * commands by id.
  */
 import { backoffDelay } from './backoff.js';
-import { shouldReconnect } from './codes.js';
+import { ChannelError, shouldReconnect } from './codes.js';
 import { Emitter } from './emitter.js';
 import { encodePayload } from './payload.js';
 import { Subscription, type SubscriptionHost, publicationOf } from './subscription.js';
@@ -81,6 +81,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
   connect(): void {
     if (this.want) return;
     this.want = true;
+    this.attempt = 0;
     void this.open();
   }
 
@@ -146,7 +147,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
       sent: false,
       timer: setTimeout(() => {
         this.calls.delete(id);
-        done({ code: 408, message: 'no reply in time' });
+        done(new ChannelError(408, 'no reply in time'));
       }, this.o.commandTimeout ?? 10_000),
     };
     this.calls.set(id, call);
@@ -281,7 +282,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
     if (call) {
       this.calls.delete(f.id as number);
       clearTimeout(call.timer);
-      if (f.type === 'error') call.done({ code: Number(f.code), message: String(f.message) });
+      if (f.type === 'error') call.done(new ChannelError(Number(f.code), String(f.message)));
       else call.done(null, f);
       return;
     }
@@ -295,7 +296,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
         this.goodbye = f;
         return;
       case 'error':
-        if (f.id === undefined) this.emit('error', { code: Number(f.code), message: String(f.message) });
+        if (f.id === undefined) this.emit('error', new ChannelError(Number(f.code), String(f.message)));
         return;
       default:
         sub?.push(f);
@@ -314,7 +315,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
       if (!call.sent) continue;
       this.calls.delete(id);
       clearTimeout(call.timer);
-      call.done({ code: 499, message: 'connection lost' });
+      call.done(new ChannelError(499, 'connection lost'));
     }
     for (const sub of this.subs.values()) sub.lost();
     this.failed(g ? Number(g.code) : code, g ? String(g.reason) : reason, again ?? (g ? g.reconnect === true : undefined));

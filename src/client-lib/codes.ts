@@ -47,3 +47,13 @@ export function shouldReconnect(code: number): boolean {
   if (code >= 4000 && code < 4500) return false;
   return code !== 1000 && code !== 1009;
 }
+
+/** What the client's promises reject with and its `error` events carry: an Error with the protocol's code (§5). */
+export class ChannelError extends Error {
+  readonly code: number;
+  constructor(code: number, message: string) {
+    super(message);
+    this.name = 'ChannelError';
+    this.code = code;
+  }
+}

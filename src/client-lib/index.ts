@@ -5,6 +5,6 @@
 export { Client } from './client.js';
 export { Subscription } from './subscription.js';
 export { backoffDelay } from './backoff.js';
-export { CloseCode, ErrorCode, shouldReconnect } from './codes.js';
+export { ChannelError, CloseCode, ErrorCode, shouldReconnect } from './codes.js';
 export { PROTOCOL } from './types.js';
 export type * from './types.js';

@@ -47,6 +47,7 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
   private readonly recover: boolean;
   /** Wanted: subscribe on every (re)connect until `unsubscribe()` or a refusal. */
   active = true;
+  private retried = false;
 
   constructor(
     private readonly host: SubscriptionHost,
@@ -72,6 +73,12 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
       this.state = 'unsubscribed';
       // A lost connection resubscribes on reconnect; anything else is a refusal.
       if (err.code === 499 || err.code === 408) return;
+      // 409: the server still has this channel (an earlier subscribe it finished
+      // after our timeout, or one being cancelled): unsubscribe and try once more.
+      if (err.code === 409 && !this.retried) {
+        this.retried = true;
+        return this.host.call({ type: 'unsubscribe', channel: this.channel }, () => this.start());
+      }
       this.active = false;
       this.host.forget(this);
       this.emit('error', err);
@@ -87,6 +94,7 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
   private subscribed(f: Frame): void {
     if (!this.active) return;
     this.state = 'subscribed';
+    this.retried = false;
     const epoch = String(f.epoch);
     const list = Array.isArray(f.publications) ? (f.publications as Frame[]) : [];
     const recovered = typeof f.recovered === 'boolean' ? f.recovered : undefined;

@@ -46,7 +46,7 @@ export interface PresenceEntry {
   info?: unknown;
 }
 
-/** What a publish/history/presence promise rejects with, and what `error` events carry. */
+/** What a publish/history/presence promise rejects with, and what `error` events carry (a `ChannelError`, an Error with `code`). */
 export interface ChannelErrorInfo {
   /** PROTOCOL.md §5 (408 is the client's own timeout). */
   code: number;

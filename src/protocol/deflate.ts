@@ -7,7 +7,8 @@
  * theirs. That keeps messages in order with no queue, keeps the sliding
  * window across messages (context takeover), and caps the inflated size
  * while inflating, so a small compressed message cannot balloon past
- * `maxPayload`. The parameters are negotiated in deflate-params.ts.
+ * `maxPayload`. The parameters are negotiated in deflate-params.ts; the
+ * zlib stepping is in zlib-sync.ts.
  */
 import zlib from 'node:zlib';
 import {
@@ -18,133 +19,73 @@ import {
   MIN_ZLIB_WINDOW_BITS,
   type PerMessageDeflateOptions,
 } from './deflate-params.js';
+import { WindowHistory } from './deflate-window.js';
+import {
+  InflateError,
+  SYNC_DEFLATE,
+  TAIL,
+  type ZlibInternals,
+  begin,
+  feed,
+  finish,
+  newCompressor,
+  newInflater,
+  packWindow,
+  sharedCompressor,
+  sharedDecompressor,
+  unborrowed,
+  unpackWindow,
+} from './zlib-sync.js';
 
-/** The trailing bytes of a sync flush, removed on the wire (RFC 7692 §7.2.1). */
-const TAIL = Buffer.from([0x00, 0x00, 0xff, 0xff]);
+export { InflateError, SYNC_DEFLATE };
 
 /**
- * The parts of a `node:zlib` stream driven here: its native handle's
- * synchronous step and the two counters it reports through. These are what
- * Node's own `zlib.*Sync` functions use; they are not public, so their
- * presence is checked once (`SYNC_DEFLATE`) and without them the extension
- * is simply never negotiated.
+ * Codecs holding memory of their own between messages (zlib streams, or a
+ * window not yet packed), for `releaseIdleDeflateContexts`; `onLive` is told
+ * when the first one appears (to start the idle sweep).
  */
-interface ZlibInternals {
-  _handle: { writeSync(flush: number, input: Uint8Array, inOff: number, inLen: number, out: Uint8Array, outOff: number, outLen: number): void } | null;
-  _writeState: Uint32Array;
-  destroyed: boolean;
-  errored: Error | null;
-  reset(): void;
-  close(): void;
-  on(event: 'error', listener: () => void): unknown;
-}
-
-/** Whether this Node lets zlib run synchronously on a persistent stream. */
-export const SYNC_DEFLATE: boolean = (() => {
-  try {
-    const probe = zlib.createDeflateRaw() as unknown as ZlibInternals;
-    const ok = typeof probe._handle?.writeSync === 'function' && probe._writeState instanceof Uint32Array;
-    probe.close();
-    return ok;
-  } catch {
-    return false;
-  }
-})();
+const liveCodecs = new Set<PerMessageDeflate>();
+let onLive: (() => void) | null = null;
 
 /**
- * The output of the run in progress (every run is synchronous, so one set
- * serves all streams; each stream's own output buffer is left at zlib's
- * minimum, Z_MIN_CHUNK, since it is never used): zlib writes into `scratch`
- * from `outLen` on; a full
- * scratch is copied out to `chunks`. A run that fits the scratch costs one
- * copy at the end, or none when its caller consumes it at once.
+ * Sets the function called whenever a codec starts holding memory while none
+ * did: the I/O layer starts its idle sweep then (the core has no timers).
  */
-const scratch = Buffer.allocUnsafe(64 * 1024);
-let outLen = 0;
-let chunks: Buffer[] = [];
-let total = 0;
-/** Input bytes the last `feed` left unread: the deflate stream ended (a block with BFINAL set) before them. */
-let unread = 0;
-
-/** `input` itself, or a copy when it is a view of the scratch (a borrowed result fed back in). */
-function unborrowed(input: Uint8Array): Uint8Array {
-  return input.buffer === scratch.buffer ? Uint8Array.prototype.slice.call(input) : input;
-}
-
-function begin(): void {
-  outLen = 0;
-  total = 0;
-  if (chunks.length > 0) chunks = [];
+export function onDeflateContextsLive(hook: (() => void) | null): void {
+  onLive = hook;
 }
 
 /**
- * Feeds `input` to `stream` with `flush`. Output beyond `limit` bytes for
- * the run stops it with InflateError(tooBig); a zlib error with
- * InflateError(false), after which the stream is closed.
+ * The idle sweep: every codec that compressed or inflated nothing since the
+ * previous call releases what it holds (`PerMessageDeflate.release`).
+ * Called every T, it frees a connection's streams after T to 2T of silence.
+ * Returns how many codecs still hold memory (0: the sweep may stop).
  */
-function feed(stream: ZlibInternals, input: Uint8Array, flush: number, limit: number): void {
-  const handle = stream._handle;
-  if (handle === null) throw new InflateError(false, 'zlib stream is closed');
-  const state = stream._writeState;
-  let inOff = 0;
-  let inLen = input.length;
-  for (;;) {
-    if (outLen === scratch.length) {
-      chunks.push(Buffer.from(scratch));
-      outLen = 0;
-    }
-    const room = scratch.length - outLen;
-    handle.writeSync(flush, input, inOff, inLen, scratch, outLen, room);
-    if (stream.destroyed) throw new InflateError(false, stream.errored?.message ?? 'zlib failed');
-    const availOut = state[0]!;
-    const availIn = state[1]!;
-    outLen += room - availOut;
-    total += room - availOut;
-    if (total > limit) throw new InflateError(true, `inflated message exceeds maxPayload of ${limit} bytes`);
-    inOff += inLen - availIn;
-    inLen = availIn;
-    // zlib is done with this input once it stops filling the whole output.
-    if (availOut !== 0) break;
-  }
-  unread = inLen;
+export function releaseIdleDeflateContexts(): number {
+  for (const codec of liveCodecs) codec.releaseIfIdle();
+  return liveCodecs.size;
+}
+
+/** How many codecs hold memory of their own now (a diagnostic). */
+export function liveDeflateContexts(): number {
+  return liveCodecs.size;
 }
 
 /**
- * The run's output: `borrow` returns a view of the scratch when it fits
- * (valid until the next run), else the output is copied into a buffer of its own.
- */
-function finish(borrow: boolean): Buffer {
-  const last = scratch.subarray(0, outLen);
-  if (chunks.length === 0) return borrow ? last : Buffer.from(last);
-  chunks.push(Buffer.from(last));
-  const out = Buffer.concat(chunks, total);
-  chunks = [];
-  return out;
-}
-
-/** Why inflating failed: 1009 for too big, 1007 for data that is not deflate. */
-export class InflateError extends Error {
-  constructor(
-    readonly tooBig: boolean,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-/**
- * Compressors for senders that reset after every message (no context
- * takeover), shared by every connection with the same settings: a message is
- * compressed whole and synchronously, so one stream serves them all, and a
- * server with many connections holds one compressor instead of one each.
- */
-const sharedCompressors = new Map<string, ZlibInternals>();
-
-/**
- * One connection's compressor and decompressor. Each zlib stream is created
- * on first use (a connection that never sends a large message never pays for
- * a compressor) and reset after each message when its side agreed to no
- * context takeover.
+ * One connection's compressor and decompressor.
+ *
+ * A zlib stream with its window is most of a compressed connection's memory
+ * (about 190 KB for a 15-bit compressor at memLevel 7, 40 KB for an
+ * inflater), so a connection holds streams of its own only while it is
+ * busy:
+ * - a side without context takeover uses the streams every connection
+ *   shares, reset after each message;
+ * - with context takeover, the first message of a stream needs no context
+ *   either (nothing came before it), so it goes through the shared streams
+ *   too, and only its bytes are kept (the window); the second message gets
+ *   a stream of its own, primed with them as its dictionary;
+ * - after an idle interval (`release`) the streams are freed; what the RFC
+ *   obliges us to keep (the peer's window) is kept packed.
  */
 export class PerMessageDeflate {
   readonly threshold: number;
@@ -154,6 +95,15 @@ export class PerMessageDeflate {
   private readonly resetDecompressor: boolean;
   private deflater: ZlibInternals | null = null;
   private inflater: ZlibInternals | null = null;
+  /** What we sent through the shared compressor while we have none of our own: the next one's dictionary. */
+  private readonly sent: WindowHistory | null;
+  /** The peer's window (null when it resets after every message). */
+  private readonly received: WindowHistory | null;
+  /** The peer's window while idle, packed (`packWindow`). */
+  private packed: Uint8Array | null = null;
+  /** Whether a message went through since the last idle sweep. */
+  private used = false;
+  private live = false;
 
   /**
    * `maxPayload` bounds every inflated message (the compressed size is
@@ -164,15 +114,19 @@ export class PerMessageDeflate {
     this.maxPayload = maxPayload;
     const server = role === 'server';
     const bits = server ? params.serverMaxWindowBits : params.clientMaxWindowBits;
+    const windowBits = Math.max(bits, MIN_ZLIB_WINDOW_BITS);
     this.compressOptions = {
       chunkSize: zlib.constants.Z_MIN_CHUNK,
-      windowBits: Math.max(bits, MIN_ZLIB_WINDOW_BITS),
+      windowBits,
       level: options.level ?? DEFAULT_LEVEL,
       memLevel: options.memLevel ?? DEFAULT_MEM_LEVEL,
       strategy: bits < MIN_ZLIB_WINDOW_BITS ? zlib.constants.Z_HUFFMAN_ONLY : zlib.constants.Z_DEFAULT_STRATEGY,
     };
     this.resetCompressor = server ? params.serverNoContextTakeover : params.clientNoContextTakeover;
     this.resetDecompressor = server ? params.clientNoContextTakeover : params.serverNoContextTakeover;
+    this.sent = this.resetCompressor ? null : new WindowHistory(2 ** windowBits);
+    const peerBits = server ? params.clientMaxWindowBits : params.serverMaxWindowBits;
+    this.received = this.resetDecompressor ? null : new WindowHistory(2 ** peerBits);
   }
 
   /**
@@ -182,21 +136,25 @@ export class PerMessageDeflate {
    * it on to something that does, before making another.
    */
   compress(data: Uint8Array): Buffer {
+    const sent = this.sent;
     let d = this.deflater;
-    if (d === null || d.destroyed) {
-      if (this.resetCompressor) {
-        const key = this.sharedCompressionKey ?? '';
-        d = sharedCompressors.get(key) ?? null;
-        if (d === null || d.destroyed) sharedCompressors.set(key, (d = quiet(zlib.createDeflateRaw(this.compressOptions))));
-      } else {
-        d = quiet(zlib.createDeflateRaw(this.compressOptions));
-      }
-      this.deflater = d;
+    if (d === null && sent !== null && sent.length > 0) {
+      // Context takeover (§7.1.1): this stream goes on from what went out
+      // through the shared compressor, which the peer's window holds.
+      d = this.deflater = newCompressor(this.compressOptions, sent.bytes());
+      sent.clear();
     }
+    const shared = d === null;
+    if (d === null) d = sharedCompressor(this.compressOptions);
+    this.touch();
+    const input = unborrowed(data);
     begin();
-    feed(d, unborrowed(data), zlib.constants.Z_SYNC_FLUSH, Infinity);
+    feed(d, input, zlib.constants.Z_SYNC_FLUSH, Infinity);
     const out = finish(true);
-    if (this.resetCompressor) d.reset();
+    if (shared) {
+      d.reset();
+      sent?.append(input);
+    }
     // Nothing new since the last flush (an empty message) gives no output at
     // all; send the one-byte empty block of RFC 7692 §7.2.3.6 instead.
     if (out.length < TAIL.length) return Buffer.from([0x00]);
@@ -205,24 +163,82 @@ export class PerMessageDeflate {
 
   /**
    * Inflates one whole compressed message; more than `maxPayload` bytes out
-   * stops it. Throws InflateError (and the stream is unusable afterwards:
-   * the connection fails).
+   * stops it. Throws InflateError (and the connection's own stream is
+   * unusable afterwards: the connection fails).
    */
   decompress(data: Buffer): Buffer {
     // An empty payload holds no block at all (the tail alone would be a cut
     // stored-block header at a byte boundary): it is an empty message.
     if (data.length === 0) return Buffer.alloc(0);
-    // Inflating with the largest window accepts any window the peer used.
-    const inf = (this.inflater ??= quiet(zlib.createInflateRaw({ windowBits: 15, chunkSize: zlib.constants.Z_MIN_CHUNK })));
-    begin();
-    feed(inf, unborrowed(data), zlib.constants.Z_NO_FLUSH, this.maxPayload);
-    // A sender may end a message with a final block (RFC 7692 §7.2.3.4): its
-    // stream is then over (input is left unread), and the next message starts
-    // a new one.
-    if (unread === 0) feed(inf, TAIL, zlib.constants.Z_SYNC_FLUSH, this.maxPayload);
-    const out = finish(false);
-    if (this.resetDecompressor || unread > 0) inf.reset();
+    const received = this.received;
+    let inf = this.inflater;
+    if (inf === null && received !== null && (this.packed !== null || received.length > 0)) {
+      // The peer may refer back into its earlier messages: a stream of our
+      // own with its window as the dictionary.
+      if (this.packed !== null) {
+        received.append(unpackWindow(this.packed, received.size));
+        this.packed = null;
+      }
+      inf = this.inflater = newInflater(received.bytes());
+    }
+    const shared = inf === null;
+    if (inf === null) inf = sharedDecompressor();
+    this.touch();
+    let out: Buffer;
+    let unread: number;
+    try {
+      begin();
+      unread = feed(inf, unborrowed(data), zlib.constants.Z_NO_FLUSH, this.maxPayload);
+      // A sender may end a message with a final block (RFC 7692 §7.2.3.4):
+      // its stream is then over (input is left unread), and the next message
+      // starts a new one.
+      if (unread === 0) feed(inf, TAIL, zlib.constants.Z_SYNC_FLUSH, this.maxPayload);
+      out = finish(false);
+    } finally {
+      if (shared && !inf.destroyed) inf.reset();
+    }
+    if (unread > 0) {
+      // A new stream with an empty window follows. Not a reset: Node's reset
+      // of a raw inflater applies its preset dictionary again.
+      if (!shared) inf.close();
+      this.inflater = null;
+      received?.clear();
+    } else received?.append(out);
     return out;
+  }
+
+  /**
+   * Frees the zlib streams (the next message makes them again), as far as
+   * RFC 7692 allows:
+   * - the compressor always: context takeover lets a sender refer to earlier
+   *   messages but never obliges it to (§7.1.1.1, §7.1.1.2); the next
+   *   message starts from an empty window, which the peer's inflater,
+   *   keeping its own, decodes like any other block;
+   * - the inflater: when the peer resets after every message there is
+   *   nothing to keep; otherwise the peer may refer back into its earlier
+   *   messages, so their last 2^window_bits bytes (an inflater's whole state
+   *   between messages: deflate-window.ts) are kept, packed, and become the
+   *   next inflater's dictionary.
+   * Like compress and decompress, it overwrites what compress() lent.
+   */
+  release(): void {
+    this.deflater?.close();
+    this.deflater = null;
+    this.sent?.clear();
+    this.inflater?.close();
+    this.inflater = null;
+    const received = this.received;
+    if (received !== null && received.length > 0) {
+      this.packed = packWindow(received.bytes());
+      received.clear();
+    }
+    this.unlist();
+  }
+
+  /** For the idle sweep: `release` if no message went through since the last call. */
+  releaseIfIdle(): void {
+    if (this.used) this.used = false;
+    else this.release();
   }
 
   /**
@@ -238,23 +254,35 @@ export class PerMessageDeflate {
     return `${o.windowBits}/${o.level}/${o.memLevel}/${o.strategy}`;
   }
 
-  /** Frees the connection's own zlib streams (the connection is gone). */
+  /** Whether this codec holds zlib streams of its own now (a diagnostic). */
+  get holdsStreams(): boolean {
+    return this.deflater !== null || this.inflater !== null;
+  }
+
+  /** Frees everything (the connection is gone). */
   close(): void {
-    if (!this.resetCompressor) this.deflater?.close();
+    this.deflater?.close();
     this.inflater?.close();
     this.deflater = null;
     this.inflater = null;
+    this.packed = null;
+    this.sent?.clear();
+    this.received?.clear();
+    this.unlist();
   }
-}
 
-function ignore(): void {}
+  private touch(): void {
+    this.used = true;
+    if (this.live) return;
+    this.live = true;
+    liveCodecs.add(this);
+    if (liveCodecs.size === 1) onLive?.();
+  }
 
-/**
- * A zlib stream for synchronous use. Its failures are thrown by the call that
- * hit them; the listener only keeps a late 'error' event from becoming an
- * uncaught exception.
- */
-function quiet(stream: zlib.DeflateRaw | zlib.InflateRaw): ZlibInternals {
-  stream.on('error', ignore);
-  return stream as unknown as ZlibInternals;
+  private unlist(): void {
+    this.used = false;
+    if (!this.live) return;
+    this.live = false;
+    liveCodecs.delete(this);
+  }
 }

@@ -20,8 +20,9 @@ import type { Broker, PublishCallback, SubscriptionListener, TopicSubscriber } f
 import { LocalBroker } from '../pubsub/local.js';
 import type { TopicMessage } from '../pubsub/message.js';
 import { channelName, checkPrefix } from './channel.js';
-import { decodeEnvelope, encodeEnvelope, newNodeId } from './envelope.js';
+import { decodeEnvelope, newNodeId } from './envelope.js';
 import { Interest } from './interest.js';
+import { Publisher } from './publisher.js';
 import { createTransport, type RedisClientLike, type Transport } from './transport.js';
 
 export interface RedisBrokerOptions {
@@ -44,8 +45,11 @@ export interface RedisBrokerOptions {
   password?: string;
   /** Extra TLS options (ca, cert, key, servername...) for `rediss://`. */
   tls?: ConnectionOptions;
-  /** Most publishes waiting for Redis's reply; beyond, publish fails. Default 65,536. */
-  maxPendingPublishes?: number;
+  /**
+   * Most bytes of published messages awaiting Redis's reply (a slow or
+   * stalled Redis); beyond, publish fails at once. Default 64 MiB.
+   */
+  maxPendingBytes?: number;
   /**
    * Connection problems and failed cross-process publishes without a
    * callback. Without it the broker warns once per outage (process.emitWarning).
@@ -64,7 +68,7 @@ export interface BrokerErrorEvent {
 const errorChannel = diagnosticsChannel('fullduplex:broker:error');
 
 export const DEFAULT_PREFIX = 'fullduplex';
-export const DEFAULT_MAX_PENDING_PUBLISHES = 65_536;
+export const DEFAULT_MAX_PENDING_BYTES = 64 * 1024 * 1024;
 
 /** Publishing while Redis cannot take it (not connected yet, reconnecting, closed). */
 export class BrokerUnavailableError extends Error {
@@ -78,6 +82,7 @@ export class RedisBroker implements Broker {
   private readonly local = new LocalBroker();
   private readonly transport: Transport;
   private readonly interest: Interest;
+  private readonly publisher: Publisher;
   private readonly onError: ((error: Error) => void) | undefined;
   private listener: SubscriptionListener | null = null;
   private readonly connected: Promise<void>;
@@ -90,7 +95,7 @@ export class RedisBroker implements Broker {
     this.onError = options.onError;
     const sharded = options.sharded ?? options.cluster !== undefined;
     this.transport = createTransport(
-      { ...options, sharded, maxPendingPublishes: options.maxPendingPublishes ?? DEFAULT_MAX_PENDING_PUBLISHES },
+      { ...options, sharded },
       {
         message: (bytes, channel) => this.received(bytes, channel),
         error: (error) => this.report(error, 'connection'),
@@ -101,11 +106,15 @@ export class RedisBroker implements Broker {
       },
     );
     const prefix = this.prefix;
+    const channelOf = (topic: string): string => channelName(prefix, topic);
     this.interest = new Interest(
       this.transport,
       (topic) => this.local.subscriberCount(topic) > 0,
-      (topic) => channelName(prefix, topic),
+      channelOf,
       (error, operation) => this.report(error, operation),
+    );
+    this.publisher = new Publisher(this.transport, this.nodeId, channelOf, options.maxPendingBytes ?? DEFAULT_MAX_PENDING_BYTES, (error, topic, callbacks, uncalled) =>
+      this.batchFailed(error, topic, callbacks, uncalled),
     );
     this.local.onSubscriptionChange((topic, before, after) => {
       if ((before === 0) !== (after === 0)) this.interest.touch(topic);
@@ -148,17 +157,22 @@ export class RedisBroker implements Broker {
     return this.local.topics();
   }
 
+  /** Bytes of published messages awaiting Redis's reply (bounded by maxPendingBytes). */
+  get pendingBytes(): number {
+    return this.publisher.pendingBytes;
+  }
+
   publish(topic: string, message: TopicMessage, exclude?: TopicSubscriber, callback?: PublishCallback): number {
     const n = this.local.deliver(topic, message, exclude);
-    if (this.closed || !this.transport.writable) {
-      // No offline queue: a publish Redis cannot take now fails now.
-      const error = new BrokerUnavailableError(this.closed ? 'the broker is closed' : 'not connected to Redis');
-      queueMicrotask(() => this.publishFailed(error, topic, callback));
-      return n;
+    // No offline queue: a publish Redis cannot take now fails now.
+    let refused: string | null = null;
+    if (this.closed) refused = 'the broker is closed';
+    else if (!this.transport.writable) refused = 'not connected to Redis';
+    else if (!this.publisher.add(topic, message, callback)) refused = 'maxPendingBytes awaiting Redis';
+    if (refused !== null) {
+      const error = new BrokerUnavailableError(refused);
+      queueMicrotask(() => this.batchFailed(error, topic, callback === undefined ? [] : [callback], callback === undefined));
     }
-    const sent = this.transport.publish(channelName(this.prefix, topic), encodeEnvelope(this.nodeId, message));
-    if (callback === undefined) sent.catch((error: Error) => this.publishFailed(error, topic, undefined));
-    else sent.then(() => callback(null), (error: Error) => this.publishFailed(error, topic, callback));
     return n;
   }
 
@@ -169,6 +183,7 @@ export class RedisBroker implements Broker {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.publisher.flush();
     this.interest.stop();
     this.local.onSubscriptionChange(null);
     await this.local.close();
@@ -179,17 +194,15 @@ export class RedisBroker implements Broker {
     const topic = this.interest.topicOf(channel.toString());
     if (topic === undefined) return; // an UNSUBSCRIBE in flight
     const decoded = decodeEnvelope(this.nodeId, bytes, topic);
-    if (decoded.kind === 'message') this.local.deliver(topic, decoded.message);
+    if (decoded.kind === 'messages') for (const m of decoded.messages) this.local.deliver(topic, m);
     else if (decoded.kind === 'invalid') this.report(new Error(`dropped a message on topic ${JSON.stringify(topic)}: ${decoded.reason}`), 'receive', topic);
   }
 
-  private publishFailed(error: Error, topic: string, callback: PublishCallback | undefined): void {
-    if (callback !== undefined) {
-      this.diagnose(error, 'publish', topic);
-      callback(error);
-    } else {
-      this.report(error, 'publish', topic);
-    }
+  /** Publishes failed: their callbacks learn it; without one, onError (or the warning) does. Diagnosed once. */
+  private batchFailed(error: Error, topic: string, callbacks: PublishCallback[], uncalled: boolean): void {
+    if (uncalled) this.report(error, 'publish', topic);
+    else this.diagnose(error, 'publish', topic);
+    for (const cb of callbacks) cb(error);
   }
 
   private diagnose(error: Error, operation: BrokerErrorEvent['operation'], topic?: string): void {

@@ -84,7 +84,6 @@ export interface ConnectOptions {
   username?: string;
   password?: string;
   tls?: ConnectionOptions;
-  maxPendingPublishes: number;
 }
 
 /** Builds the transport the options describe. */
@@ -93,14 +92,15 @@ export function createTransport(options: ConnectOptions, events: TransportEvents
   return new ClientTransport(options, events);
 }
 
+/** Most commands awaiting replies on a connection the broker made (a backstop behind maxPendingBytes). */
+const MAX_QUEUED_COMMANDS = 65_536;
+
 // Settings for connections the broker makes itself. A publish while Redis is
-// unreachable fails at once instead of waiting in an offline queue, and at
-// most maxPendingPublishes commands wait for replies: memory stays bounded
-// through an outage or a slow Redis. Maintenance notifications are a Redis
-// Enterprise feature whose handshake only costs a round trip elsewhere.
-function ownSettings(options: ConnectOptions): { disableOfflineQueue: true; commandsQueueMaxLength: number; maintNotifications: 'disabled' } {
-  return { disableOfflineQueue: true, commandsQueueMaxLength: options.maxPendingPublishes, maintNotifications: 'disabled' };
-}
+// unreachable fails at once instead of waiting in an offline queue, and the
+// commands awaiting replies are bounded: memory stays bounded through an
+// outage or a slow Redis. Maintenance notifications are a Redis Enterprise
+// feature whose handshake only costs a round trip elsewhere.
+const OWN_SETTINGS = { disableOfflineQueue: true, commandsQueueMaxLength: MAX_QUEUED_COMMANDS, maintNotifications: 'disabled' } as const;
 
 // No per-command timeout: node-redis arms an AbortSignal timer per command
 // for it, which halves publish throughput (measured: about 35k vs 75k
@@ -138,7 +138,7 @@ class ClientTransport implements Transport {
         ...(options.url === undefined ? {} : { url: options.url }),
         ...credentials(options),
         ...(options.tls === undefined ? {} : { socket: { ...options.tls } }),
-        ...ownSettings(options),
+        ...OWN_SETTINGS,
         commandOptions: NO_COMMAND_TIMEOUT,
       });
       this.ownsPub = true;
@@ -218,7 +218,7 @@ class ClusterTransport implements Transport {
         ...fromUrl,
         ...credentials(options),
         ...(tls || options.tls !== undefined ? { socket: { tls: true as const, ...options.tls } } : {}),
-        ...ownSettings(options),
+        ...OWN_SETTINGS,
       },
       commandOptions: NO_COMMAND_TIMEOUT,
     });

@@ -159,15 +159,19 @@ export class ServerWebSocket<T = unknown> extends Link implements TopicSubscribe
 
   /**
    * Takes a topic message (TopicSubscriber): its frame is shared with every
-   * other subscriber. Beyond `maxBackpressure` buffered bytes the message is
-   * dropped and reported, or the connection is closed with 1008 when the
-   * server says so. @internal
+   * other subscriber. When it would take buffered output beyond
+   * `maxBackpressure` (and some is buffered), the message is dropped and
+   * reported, or the connection is closed with 1008 when the server says so.
+   * @internal
    */
   deliver(message: TopicMessage): boolean {
     if (this.isClosed || this.conn.closeSent) return false;
     const frame = message.frameFor(this.#deflate);
     const context = this.#context;
-    if (this.bufferedAmount + frame.length > context.maxBackpressure) {
+    // A slow consumer is one with output still buffered: a connection that
+    // has caught up takes any message, even one larger than the limit.
+    const buffered = this.bufferedAmount;
+    if (buffered > 0 && buffered + frame.length > context.maxBackpressure) {
       if (messageDropped.hasSubscribers) {
         messageDropped.publish({ connection: this, topic: message.topic, bytes: frame.length, bufferedAmount: this.bufferedAmount });
       }

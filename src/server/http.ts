@@ -80,6 +80,9 @@ export function createListenServer(limits: ListenLimits, onRequest: RequestListe
       if (req.headers.upgrade !== undefined || req.headers['sec-websocket-key'] !== undefined) {
         const checked = checkUpgradeRequest({ method: req.method ?? '', httpVersion: req.httpVersion, headers: req.headers });
         if (!checked.ok) {
+          if (handshakeRefused.hasSubscribers) {
+            handshakeRefused.publish({ status: checked.status, reason: checked.message, url: req.url, remoteAddress: req.socket.remoteAddress });
+          }
           res.writeHead(checked.status, { ...checked.headers, 'Content-Type': 'text/plain; charset=utf-8', Connection: 'close' });
           res.end(checked.message);
           return;

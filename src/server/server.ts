@@ -298,9 +298,13 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
   connectionClosed(ws: ServerWebSocket<T>): void {
     this.clients.delete(ws);
     if (ws.topics !== null) {
+      const outer = this.#subscribing;
       this.#subscribing = ws;
-      this.broker.unsubscribeAll(ws);
-      this.#subscribing = null;
+      try {
+        this.broker.unsubscribeAll(ws);
+      } finally {
+        this.#subscribing = outer;
+      }
     }
     if (this.clients.size === 0) this.#lastClosed?.();
   }
@@ -332,11 +336,13 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
 
   /** Subscribes or unsubscribes `ws`, remembering who it is while the broker reports the change. */
   #changeSubscription(ws: ServerWebSocket<T>, topic: string, subscribe: boolean): boolean {
+    // Restored, not cleared: a subscription callback may itself change subscriptions.
+    const outer = this.#subscribing;
     this.#subscribing = ws;
     try {
       return subscribe ? this.broker.subscribe(topic, ws) : this.broker.unsubscribe(topic, ws);
     } finally {
-      this.#subscribing = null;
+      this.#subscribing = outer;
     }
   }
 

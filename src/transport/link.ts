@@ -17,6 +17,7 @@ import { CloseCode } from '../protocol/close.js';
 import { Connection, type ConnectionEvents, type ConnectionOptions } from '../protocol/connection.js';
 import type { ProtocolError } from '../protocol/errors.js';
 import { ReadyState } from '../protocol/ready-state.js';
+import { watchDeflateIdle } from './deflate-idle.js';
 import { flushOutput, queueFlush } from './output.js';
 import { type ChunkReceiver, startReading } from './reader.js';
 
@@ -54,6 +55,7 @@ export abstract class Link implements ConnectionEvents, ChunkReceiver {
   constructor(stream: Duplex, options: ConnectionOptions) {
     this.stream = stream;
     this.conn = new Connection(this, options);
+    if (options.deflate !== undefined) watchDeflateIdle();
     (stream as TaggedStream)[kLink] = this;
     stream.on('end', onStreamEnd);
     stream.on('close', onStreamClose);
@@ -110,7 +112,10 @@ export abstract class Link implements ConnectionEvents, ChunkReceiver {
   protected startLink(head: Buffer | null): void {
     if (head !== null && head.length > 0 && !(this.flags & STREAM_CLOSED)) this.receiveChunk(head, false);
     else this.flush();
-    if (!(this.flags & STREAM_CLOSED)) startReading(this.stream, this);
+    if (this.flags & STREAM_CLOSED) return;
+    startReading(this.stream, this);
+    // Output queued before the first read (an open handler's) may already be over the read limit.
+    if (this.flags & READ_PAUSED) this.stream.pause();
   }
 
   /**

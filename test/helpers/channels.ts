@@ -130,8 +130,10 @@ export class Peer {
 /** The shared medium of BusBrokers: every "node" of a test cluster in one process. */
 export class Bus {
   readonly nodes = new Set<BusBroker>();
-  /** Delay cross-node deliveries by this many ms (0: next macrotask). */
+  /** Delay cross-node deliveries by this many ms (0: next macrotask)… */
   delay = 0;
+  /** …plus a random 0..jitter ms each, so messages from different nodes arrive out of order. */
+  jitter = 0;
 }
 
 /**
@@ -170,7 +172,7 @@ export class BusBroker implements Broker {
     // A node taken off the bus (a dead or partitioned one) reaches no one else.
     if (this.bus.nodes.has(this)) {
       for (const other of this.bus.nodes) {
-        if (other !== this) setTimeout(() => other.local.deliver(topic, message), this.bus.delay);
+        if (other !== this) setTimeout(() => other.local.deliver(topic, message), this.bus.delay + Math.random() * this.bus.jitter);
       }
     }
     callback?.(null);

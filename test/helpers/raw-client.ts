@@ -40,6 +40,15 @@ export function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Resolves once `done()` holds, polling every few milliseconds; rejects after `ms` naming `what`. */
+export async function until(what: string, done: () => boolean, ms = WAIT_MS): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await delay(5);
+  }
+}
+
 export interface RequestSpec {
   method?: string;
   path?: string;
@@ -121,10 +130,7 @@ export class RawPeer {
 
   private constructor(socket: net.Socket) {
     this.socket = socket;
-    socket.on('data', (chunk: Buffer) => {
-      this.received.push(chunk);
-      this.notify();
-    });
+    socket.on('data', this.onData);
     socket.on('end', () => {
       this.ended = true;
       this.notify();
@@ -138,9 +144,13 @@ export class RawPeer {
     });
   }
 
-  /** Connects to the server on loopback. `allowHalfOpen` keeps our side open after the server's FIN. */
-  static connect(port: number, options: { allowHalfOpen?: boolean } = {}): Promise<RawPeer> {
-    const socket = net.connect({ port, host: LOOPBACK, allowHalfOpen: options.allowHalfOpen ?? false });
+  /**
+   * Connects to the server on loopback (a port), or on a Unix domain socket
+   * (a path). `allowHalfOpen` keeps our side open after the server's FIN.
+   */
+  static connect(port: number | string, options: { allowHalfOpen?: boolean } = {}): Promise<RawPeer> {
+    const allowHalfOpen = options.allowHalfOpen ?? false;
+    const socket = typeof port === 'string' ? net.connect({ path: port, allowHalfOpen }) : net.connect({ port, host: LOOPBACK, allowHalfOpen });
     const peer = new RawPeer(socket);
     return withTimeout(
       new Promise<RawPeer>((resolve, reject) => {
@@ -153,6 +163,22 @@ export class RawPeer {
       socket.destroy();
       throw err;
     });
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.received.push(chunk);
+    this.notify();
+  };
+
+  /**
+   * Stops reading for this peer and returns the bytes received and not yet
+   * read, for a test that reads the socket itself from here on.
+   */
+  release(): Buffer {
+    this.socket.off('data', this.onData);
+    const rest = this.received.joined;
+    this.received.consume(rest.length);
+    return rest;
   }
 
   /** Number of received bytes not yet read. */
@@ -325,7 +351,7 @@ function describe(buf: Buffer): string {
 }
 
 /** Connects, sends a valid handshake (with `spec` applied), asserts the 101, and returns the open peer. */
-export async function rawOpen(port: number, spec: RequestSpec = {}, options: { allowHalfOpen?: boolean } = {}): Promise<{ peer: RawPeer; response: RawResponse }> {
+export async function rawOpen(port: number | string, spec: RequestSpec = {}, options: { allowHalfOpen?: boolean } = {}): Promise<{ peer: RawPeer; response: RawResponse }> {
   const peer = await RawPeer.connect(port, options);
   try {
     await peer.write(upgradeRequest(spec));

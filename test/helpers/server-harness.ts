@@ -70,6 +70,9 @@ export class EventLog<T = unknown> {
       },
     };
     if (inner.upgrade !== undefined) handler.upgrade = inner.upgrade.bind(inner);
+    // Not recorded, but passed on: the server only reports these when the handler has them.
+    if (inner.subscription !== undefined) handler.subscription = inner.subscription.bind(inner);
+    if (inner.dropped !== undefined) handler.dropped = inner.dropped.bind(inner);
     this.handler = handler;
   }
 

@@ -17,7 +17,8 @@ import { WebSocketServer as WsServer, type WebSocket as WsSocket, type ServerOpt
 import { WebSocket, type WebSocketOptions } from '../../src/index.js';
 import type { WebSocketServerOptions } from '../../src/index.js';
 import { ClientLog, LOOPBACK, Scope as ClientScope, WAIT_MS, withTimeout } from '../helpers/client-peer.js';
-import { parseFrame, type RawFrame } from '../helpers/raw-client.js';
+import { tapReads } from '../helpers/frame-tap.js';
+import type { RawFrame } from '../helpers/raw-client.js';
 import { clientClosed, echo, listening, wsOpened, type Scope } from '../helpers/server-harness.js';
 import { PY_DIR, PYTHON, requirePythonWebsockets, runPython } from '../helpers/python.js';
 
@@ -188,23 +189,6 @@ function assertValidResponse(offerHeader: string, responseHeader: string): void 
 // ---------------------------------------------------------------------------
 // Peers
 
-/**
- * Frames read off a TCP socket as they pass, beside the library reading it.
- * Ahead of it, and copied: ws unmasks received payloads in place.
- */
-function tap(socket: net.Socket): RawFrame[] {
-  const frames: RawFrame[] = [];
-  let buf = Buffer.alloc(0);
-  socket.prependListener('data', (chunk: Buffer) => {
-    buf = Buffer.concat([buf, chunk]);
-    for (let f = parseFrame(buf); f !== undefined; f = parseFrame(buf)) {
-      frames.push(f.frame);
-      buf = buf.subarray(f.size);
-    }
-  });
-  return frames;
-}
-
 const socketOf = (ws: WsSocket): net.Socket => (ws as unknown as { _socket: net.Socket })._socket;
 /** RSV1 as `RawFrame.rsv` has it: the message is compressed (RFC 7692 §6). */
 const RSV1 = 4;
@@ -264,7 +248,7 @@ async function wsServer(t: TestContext, perMessageDeflate: WsServerOptions['perM
   let taken = 0;
   wss.on('connection', (ws, req) => {
     const socket = socketOf(ws);
-    connections.push({ ws, offer: req.headers['sec-websocket-extensions'] ?? '', response: responses.get(req) ?? '', frames: tap(socket), socket });
+    connections.push({ ws, offer: req.headers['sec-websocket-extensions'] ?? '', response: responses.get(req) ?? '', frames: tapReads(socket), socket });
     if (options.echo !== false) ws.on('message', (data, binary) => ws.send(data as Buffer, { binary }));
   });
   const address = wss.address();
@@ -343,7 +327,7 @@ describe('ws client ⇄ our server with permessage-deflate', () => {
   it('a client that does not offer it: no extension, messages still echo', async (t) => {
     const { s, url, extensionsOf } = await ourServer(t, { perMessageDeflate: { threshold: 0 } });
     const { ws, response, box } = await wsClient(s, url, { perMessageDeflate: false });
-    const frames = tap(socketOf(ws));
+    const frames = tapReads(socketOf(ws));
     assert.deepEqual([response, ws.extensions, await extensionsOf()], ['', '', '']);
     await assertEchoes(sendWs(ws), box, MATRIX.slice(0, 20));
     assert.deepEqual(frames.filter((f) => f.rsv !== 0), [], 'RSV1 is never set without the extension (RFC 6455 §5.2)');
@@ -412,7 +396,7 @@ describe('permessage-deflate on the wire', () => {
     const { s, url, log } = await ourServer(t, { perMessageDeflate: true });
     const { ws, box } = await wsClient(s, url, { perMessageDeflate: { threshold: 0 } });
     const socket = socketOf(ws);
-    const frames = tap(socket);
+    const frames = tapReads(socket);
     const [written, read] = [socket.bytesWritten, socket.bytesRead];
     const text = json(100_000);
     ws.send(text, { binary: false });
@@ -442,7 +426,7 @@ describe('permessage-deflate on the wire', () => {
     for (const [perMessageDeflate, threshold] of [[true, 1024], [{ threshold: 10 }, 10]] as const) {
       const { s, url } = await ourServer(t, { perMessageDeflate });
       const { ws, box } = await wsClient(s, url, { perMessageDeflate: true });
-      const frames = tap(socketOf(ws));
+      const frames = tapReads(socketOf(ws));
       await assertEchoes(sendWs(ws), box, [
         { name: 'below', data: json(threshold - 1), binary: false },
         { name: 'at', data: json(threshold), binary: true },
@@ -466,7 +450,7 @@ describe('permessage-deflate on the wire', () => {
     for (const noTakeover of [false, true]) {
       const { s, url } = await ourServer(t, { perMessageDeflate: { serverNoContextTakeover: noTakeover } });
       const { ws, box } = await wsClient(s, url, { perMessageDeflate: { threshold: 0 } });
-      const frames = tap(socketOf(ws));
+      const frames = tapReads(socketOf(ws));
       await assertEchoes(sendWs(ws), box, [1, 2, 3].map((i) => ({ name: `copy ${i}`, data: message, binary: false })));
       const sizes = frames.map((f) => f.payload.length);
       const hex = frames.map((f) => f.payload.toString('hex'));

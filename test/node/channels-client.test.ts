@@ -7,7 +7,8 @@
 import { describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '../../src/client-lib/client.js';
-import type { ClientEvents, ClientOptions, Publication, SubscribedEvent } from '../../src/client-lib/types.js';
+import type { ChannelErrorInfo, ClientEvents, ClientOptions, Publication, SubscribedEvent } from '../../src/client-lib/types.js';
+import { ChannelError } from '../../src/client-lib/codes.js';
 import { WebSocket } from '../../src/index.js';
 import { ChannelServer } from '../../src/channels/server.js';
 import { TcpProxy, startChannels, until } from '../helpers/channels.js';
@@ -89,10 +90,11 @@ describe('client API over WebSocket', () => {
     c.connect();
     await assert.rejects(c.publish('chat:a', 1), { code: 408 });
     const sub = c.subscribe('chat:closed');
-    const errors: unknown[] = [];
+    const errors: ChannelErrorInfo[] = [];
     sub.on('error', (e) => errors.push(e));
     await until(() => errors.length === 1, 'refusal');
-    assert.deepEqual(errors[0], { code: 403, message: 'not allowed to subscribe to this channel' });
+    assert.ok(errors[0] instanceof ChannelError);
+    assert.deepEqual([errors[0].code, errors[0].message], [403, 'not allowed to subscribe to this channel']);
     assert.equal(sub.state, 'unsubscribed');
   });
 

@@ -65,12 +65,21 @@ describe('§2 commands and replies', () => {
     await b.call({ id: 2, type: 'subscribe', channel: 'chat:x' });
     const bId = (await b.reply(1)).client;
     await a.next((f) => f.type === 'join' && f.client === bId, 'join of b');
+    assert.deepEqual((await server.presence('chat:x')).map((e) => e.client).sort(), [(await a.reply(1)).client, bId].sort());
     const pos = await server.publish('chat:x', { from: 'server' });
     assert.equal(pos.offset, 1);
     const pa = await a.next((f) => f.type === 'pub');
     assert.deepEqual(pa, { type: 'pub', channel: 'chat:x', offset: 1, epoch: pos.epoch, data: { from: 'server' } });
     await server.publish('chat:x', new Uint8Array([255, 0]));
     assert.equal((await b.next((f) => f.type === 'pub' && f.offset === 2)).b64, '/wA=');
+    assert.deepEqual(await server.history('chat:x'), {
+      offset: 2,
+      epoch: pos.epoch,
+      publications: [
+        { offset: 1, data: { from: 'server' } },
+        { offset: 2, b64: '/wA=' },
+      ],
+    });
     b.close();
     await a.next((f) => f.type === 'leave' && f.client === bId, 'leave of b');
   });
@@ -297,7 +306,7 @@ describe('§5, §6 abuse and close codes', () => {
   });
 
   it('heartbeat: pings every `ping` ms; a client that never answers is closed with 4502', async (t) => {
-    const { url } = await startChannels(t, { ping: 100, pingGrace: 150 });
+    const { url } = await startChannels(t, { ping: 200, pingGrace: 600 });
     const silent = await Peer.connected(t, url);
     const live = await Peer.connected(t, url);
     const pong = setInterval(() => live.readyState === 1 && live.send({ type: 'pong' }), 50);

@@ -40,7 +40,15 @@ describe('package', () => {
       const text = readFileSync(root + f, 'utf8');
       assert.match(text, /declare class WebSocketServer/);
       assert.match(text, /declare class WebSocket\b/);
-      assert.doesNotMatch(text, /from '\.\//, 'declarations must be bundled, not point at other files');
+      // Bundled: nothing points into src/; types shared with the subpath
+      // entries (fullduplex/redis) live in declaration chunks beside them, so
+      // that both entries name the same TopicMessage and Broker.
+      for (const [, spec] of text.matchAll(/from '(\.[^']+)'/g)) {
+        assert.ok(spec !== undefined && /^\.\/[\w-]+\.c?js$/.test(spec), `${f} imports ${spec}: declarations must be bundled`);
+        const chunk = root + 'dist/' + spec.slice(2).replace(/\.(c?)js$/, '.d.$1ts');
+        assert.ok(existsSync(chunk), `${f} imports ${spec}, but ${chunk} is not in dist`);
+        assert.doesNotMatch(readFileSync(chunk, 'utf8'), /from '\.\.?\/(?!([\w-]+\.c?js'))/, `${chunk} points outside dist`);
+      }
     }
   });
 

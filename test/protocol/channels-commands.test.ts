@@ -199,7 +199,7 @@ describe('dispatcher', () => {
       rules: new ChannelRules(),
       store,
       broker,
-      presence: new Presence({ store, broker, presenceTtl: 1000, reportError: () => undefined }),
+      presenceKeeper: new Presence({ store, broker, presenceTtl: 1000, reportError: () => undefined }),
       hooks: {},
       closing: false,
       hub: () => {

@@ -257,6 +257,26 @@ describe('§7 client subscription: exactly once across resubscribes', () => {
     assert.deepEqual(got, [6, 7, 8, 9, 3]);
   });
 
+  it('a 409 on subscribe (the server still holds the channel) is cleared by one unsubscribe and retry', () => {
+    const host = fakeHost();
+    const fails: ((err: { code: number; message: string } | null) => void)[] = [];
+    host.call = (frame, done) => {
+      host.sent.push(frame);
+      fails.push((err) => (err ? done(err) : done(null, { type: frame.type === 'unsubscribe' ? 'unsubscribed' : 'subscribed', offset: 0, epoch: 'E' })));
+    };
+    const sub = new Subscription(host, 'c');
+    const errors: unknown[] = [];
+    sub.on('error', (e) => errors.push(e));
+    sub.start();
+    fails[0]?.({ code: 409, message: 'already subscribed' });
+    assert.equal(host.sent[1]?.type, 'unsubscribe');
+    fails[1]?.(null);
+    assert.equal(host.sent[2]?.type, 'subscribe');
+    fails[2]?.({ code: 409, message: 'already subscribed' });
+    assert.equal(errors.length, 1, 'a second 409 is a refusal');
+    assert.equal(sub.state, 'unsubscribed');
+  });
+
   it('starts from a position given by the application (`since`)', () => {
     const host = fakeHost();
     const sub = new Subscription(host, 'c', { since: { offset: 41, epoch: 'S' } });

@@ -7,7 +7,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { TopicMessage } from '../../src/pubsub/message.js';
 import { channelName, checkPrefix, escapeTopic } from '../../src/redis/channel.js';
-import { ENVELOPE_VERSION, HEADER_SIZE, decodeEnvelope, encodeEnvelope, newNodeId } from '../../src/redis/envelope.js';
+import { ENVELOPE_VERSION, HEADER_SIZE, RECORD_HEADER_SIZE, decodeEnvelope, encodeEnvelope, newNodeId } from '../../src/redis/envelope.js';
 
 // Any UTF-16 string, lone surrogates included.
 const anyString = fc.string({ unit: 'binary' });
@@ -64,38 +64,54 @@ describe('channel names', () => {
 describe('envelope', () => {
   const me = newNodeId();
   const other = newNodeId();
+  const msg = (data: string | Buffer): TopicMessage => TopicMessage.from('t', data);
 
-  it('lays out version, flags, node id, payload', () => {
-    const bytes = encodeEnvelope(me, TopicMessage.from('t', Buffer.from([7, 8])));
-    assert.equal(bytes.length, HEADER_SIZE + 2);
+  it('lays out version, node id, then flags + length + payload per message', () => {
+    const bytes = encodeEnvelope(me, [msg(Buffer.from([7, 8])), msg('hi')]);
+    assert.equal(bytes.length, HEADER_SIZE + RECORD_HEADER_SIZE + 2 + RECORD_HEADER_SIZE + 2);
     assert.equal(bytes[0], ENVELOPE_VERSION);
-    assert.equal(bytes[1], 0x01, 'binary flag');
-    assert.deepEqual(bytes.subarray(2, 10), me);
-    assert.deepEqual([...bytes.subarray(10)], [7, 8]);
-    assert.equal(encodeEnvelope(me, TopicMessage.from('t', 't'))[1], 0x00, 'text');
+    assert.deepEqual(bytes.subarray(1, 9), me);
+    assert.deepEqual([...bytes.subarray(9)], [0x01, 0, 0, 0, 2, 7, 8, 0x00, 0, 0, 0, 2, 0x68, 0x69]);
   });
 
-  it('round-trips text and binary from another node', () => {
-    for (const m of [TopicMessage.from('t', 'héllo'), TopicMessage.from('t', Buffer.from([0, 255])), TopicMessage.from('t', '')]) {
-      const d = decodeEnvelope(other, encodeEnvelope(me, m), 't');
-      assert.equal(d.kind, 'message');
-      if (d.kind !== 'message') return;
-      assert.deepEqual(d.message.payload, m.payload);
-      assert.equal(d.message.binary, m.binary);
-    }
+  it('round-trips text, binary and empty messages from another node, in order', () => {
+    const sent = [msg('héllo'), msg(Buffer.from([0, 255])), msg(''), msg(Buffer.alloc(0))];
+    const d = decodeEnvelope(other, encodeEnvelope(me, sent), 't');
+    assert.equal(d.kind, 'messages');
+    if (d.kind !== 'messages') return;
+    assert.deepEqual(d.messages.map((m) => [m.topic, m.payload, m.binary]), sent.map((m) => ['t', m.payload, m.binary]));
   });
 
   it('recognises its own node id', () => {
-    assert.equal(decodeEnvelope(me, encodeEnvelope(me, TopicMessage.from('t', 'x')), 't').kind, 'own');
+    assert.equal(decodeEnvelope(me, encodeEnvelope(me, [msg('x')]), 't').kind, 'own');
   });
 
-  it('rejects short envelopes, other versions and text that is not UTF-8', () => {
-    assert.equal(decodeEnvelope(me, Buffer.alloc(HEADER_SIZE - 1), 't').kind, 'invalid');
-    const v2 = encodeEnvelope(other, TopicMessage.from('t', 'x'));
+  it('rejects short or truncated envelopes, other versions, no message, and text that is not UTF-8', () => {
+    const reason = (b: Buffer): string => {
+      const d = decodeEnvelope(me, b, 't');
+      return d.kind === 'invalid' ? d.reason : `not rejected: ${d.kind}`;
+    };
+    assert.match(reason(Buffer.alloc(HEADER_SIZE - 1)), /shorter than its header/);
+    const good = encodeEnvelope(other, [msg('abc')]);
+    const v2 = Buffer.from(good);
     v2[0] = 2;
-    assert.equal(decodeEnvelope(me, v2, 't').kind, 'invalid');
-    const bad = encodeEnvelope(other, TopicMessage.from('t', Buffer.from([0xc3, 0x28])));
-    bad[1] = 0; // claims text
-    assert.equal(decodeEnvelope(me, bad, 't').kind, 'invalid');
+    assert.match(reason(v2), /version 2/);
+    assert.match(reason(good.subarray(0, HEADER_SIZE)), /without a message/);
+    assert.match(reason(good.subarray(0, HEADER_SIZE + 3)), /truncated record header/);
+    assert.match(reason(good.subarray(0, good.length - 1)), /truncated record/);
+    const bad = encodeEnvelope(other, [msg(Buffer.from([0xc3, 0x28]))]);
+    bad[HEADER_SIZE] = 0; // claims text
+    assert.match(reason(bad), /UTF-8/);
+  });
+
+  it('decodes whatever it encodes (property)', () => {
+    const message = fc.oneof(fc.string().map((t) => msg(t)), fc.uint8Array({ maxLength: 300 }).map((b) => msg(Buffer.from(b))));
+    fc.assert(
+      fc.property(fc.array(message, { minLength: 1, maxLength: 20 }), (sent) => {
+        const d = decodeEnvelope(other, encodeEnvelope(me, sent), 't');
+        assert.equal(d.kind, 'messages');
+        if (d.kind === 'messages') assert.deepEqual(d.messages.map((m) => [m.payload, m.binary]), sent.map((m) => [m.payload, m.binary]));
+      }),
+    );
   });
 });

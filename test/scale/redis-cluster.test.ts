@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { TopicMessage } from '../../src/pubsub/message.js';
 import { RedisBroker } from '../../src/redis/index.js';
+import { closeAll, numbered, openClient, sendNumbered, startServeNode, type Client, type ServeNode } from '../helpers/nodes.js';
 import { waitFor } from '../helpers/processes.js';
 import { Sink, lines, startRedisCluster, type RedisCluster } from '../helpers/redis.js';
 
@@ -87,3 +88,28 @@ describe('Redis Cluster, sharded pub/sub', () => {
     }
   });
 });
+
+describe('fullduplex serve --redis-cluster', () => {
+  const nodes: ServeNode[] = [];
+  const clients: Client[] = [];
+  after(async () => {
+    await closeAll(clients);
+    await Promise.all(nodes.map((n) => n.child.stop()));
+  });
+
+  it('two serve nodes share topics through the cluster (sharded pub/sub)', async () => {
+    nodes.push(...(await Promise.all([0, 1].map(() => startServeNode(['--redis-cluster', cluster.urls.join(',')])))));
+    for (const n of nodes) assert.match(n.child.output(), /topics through Redis at redis:\/\/127\.0\.0\.1:\d+\/?,redis:/);
+    const group = await Promise.all(nodes.map((n) => openClient(n.url('/topics/news'))));
+    clients.push(...group);
+    await waitFor('both nodes SSUBSCRIBEd', async () => {
+      const counts = await Promise.all(cluster.ports.map(async (port) => lines(await cluster.cli(port, ['PUBSUB', 'SHARDNUMSUB', 'fullduplex:news']))[1]));
+      return counts.reduce((n, c) => n + Number(c), 0) === 2;
+    });
+    group.forEach((c, i) => sendNumbered(c, `n${i}`, 100));
+    await waitFor('100 messages each way', () => group.every((c) => c.got.length >= 100));
+    assert.deepEqual(numbered(group[0]?.got ?? [], 'n1'), Array.from({ length: 100 }, (_, k) => `n1:${k}`));
+    assert.deepEqual(numbered(group[1]?.got ?? [], 'n0'), Array.from({ length: 100 }, (_, k) => `n0:${k}`));
+  });
+});
+

@@ -1,0 +1,254 @@
+/**
+ * A strict HTTP/1.1 request-head parser (RFC 9112 §2–§5, RFC 9110 §5), sans
+ * I/O: bytes in, a request head or the status code to refuse with out. It
+ * is for a server that owns its port and only ever reads request heads (a
+ * WebSocket handshake is a GET with no content), so it reads no content and
+ * refuses any request that announces some.
+ *
+ * Strict where RFC 9112 lets a recipient choose between tolerating and
+ * rejecting: lines end with CR LF only (§2.2), no obs-fold (§5.2), no
+ * whitespace before a field's colon (§5.1), no CR, LF, NUL or other control
+ * character in a value (RFC 9110 §5.5), exactly one Host (§3.2). What is left
+ * to the caller is meaning: the WebSocket handshake checks (handshake.ts)
+ * take the head as it comes out of here.
+ */
+
+/** A complete request head. */
+export interface RequestHead {
+  method: string;
+  /** The request-target as sent (RFC 9112 §3.2), 1 to `maxTargetLength` visible ASCII characters. */
+  target: string;
+  /** "1.1", "1.0", … (the major version is always 1). */
+  httpVersion: string;
+  /**
+   * Field values by lower-cased name (a null-prototype object). Repeated
+   * fields are joined with ", " in order (RFC 9110 §5.3); values are trimmed
+   * of surrounding whitespace (RFC 9112 §5); obs-text bytes are latin1.
+   */
+  headers: Record<string, string>;
+  /** Bytes of the head, through the empty line that ends it: what follows belongs to the next layer. */
+  size: number;
+}
+
+/** Why a request is refused, and the status to answer with. */
+export interface HeadError {
+  status: 400 | 405 | 414 | 431 | 505;
+  reason: string;
+}
+
+export type HeadResult = { head: RequestHead; error?: undefined } | { error: HeadError; head?: undefined };
+
+export interface Http1Limits {
+  /** Bytes of the whole head, request line included (default 16 KiB; more → 431, RFC 6585 §5). */
+  maxHeadSize?: number;
+  /** Characters of the request-target (default 8 KiB; more → 414, RFC 9112 §3). */
+  maxTargetLength?: number;
+  /** Header field lines (default 100; more → 431). */
+  maxHeaders?: number;
+  /** Methods served; any other → 405 (RFC 9110 §15.5.6). Default: every method. */
+  methods?: readonly string[];
+}
+
+const DEFAULT_MAX_HEAD = 16 * 1024;
+const DEFAULT_MAX_TARGET = 8 * 1024;
+const DEFAULT_MAX_HEADERS = 100;
+
+const CR = 0x0d;
+const LF = 0x0a;
+const SP = 0x20;
+const HTAB = 0x09;
+const COLON = 0x3a;
+
+/** tchar (RFC 9110 §5.6.2): the characters of a token (method, field name). */
+const TCHAR = new Uint8Array(256);
+for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
+for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
+for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = TCHAR[c + 0x20] = 1;
+
+/** What a field value may not hold (RFC 9110 §5.5: SP, HTAB, VCHAR and obs-text only): CR, LF, NUL, other controls, DEL. */
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+const fail = (status: HeadError['status'], reason: string): { error: HeadError } => ({ error: { status, reason } });
+
+/** uri-host [ ":" port ] (RFC 9110 §7.2, RFC 3986 §3.2.2–3.2.3); the empty value is allowed (RFC 9112 §3.2). */
+const HOST = /^(?:\[[0-9A-Za-z.:_~!$&'()*+,;=%-]+\]|(?:[0-9A-Za-z._~!$&'()*+,;=-]|%[0-9A-Fa-f]{2})*)(?::[0-9]*)?$/;
+
+/**
+ * Reads one request head from bytes that arrive in any pieces. `push` each
+ * piece: null while the head is incomplete (and nothing is wrong yet), then
+ * the head or the error. Errors are found as early as the bytes allow (a bad
+ * request line fails before the headers arrive). After a result, the bytes
+ * that followed the head are `rest()`.
+ */
+export class RequestHeadReader {
+  private readonly maxHead: number;
+  private readonly maxTarget: number;
+  private readonly maxHeaders: number;
+  private readonly methods: readonly string[] | undefined;
+  private buf: Buffer = Buffer.alloc(0);
+  /** Where the current line starts, and how far it was scanned for LF. */
+  private lineStart = 0;
+  private scanned = 0;
+  private method = '';
+  private target = '';
+  private httpVersion = '';
+  private readonly headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  private count = 0;
+  private result: HeadResult | null = null;
+
+  constructor(limits: Http1Limits = {}) {
+    this.maxHead = limits.maxHeadSize ?? DEFAULT_MAX_HEAD;
+    this.maxTarget = limits.maxTargetLength ?? DEFAULT_MAX_TARGET;
+    this.maxHeaders = limits.maxHeaders ?? DEFAULT_MAX_HEADERS;
+    this.methods = limits.methods;
+  }
+
+  /** Adds bytes; the result once there is one (then the same result on every later call). */
+  push(chunk: Uint8Array): HeadResult | null {
+    if (this.result !== null) {
+      this.buf = Buffer.concat([this.buf, chunk]);
+      return this.result;
+    }
+    this.buf = this.buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buf, chunk]);
+    this.result = this.scan();
+    return this.result;
+  }
+
+  /** The bytes after the head (empty until the head is complete). */
+  rest(): Buffer {
+    return this.result?.head !== undefined ? this.buf.subarray(this.result.head.size) : Buffer.alloc(0);
+  }
+
+  private scan(): HeadResult | null {
+    const buf = this.buf;
+    for (;;) {
+      const lf = buf.indexOf(LF, this.scanned);
+      if (lf < 0) {
+        this.scanned = buf.length;
+        return this.tooLong(buf.length);
+      }
+      if (lf + 1 > this.maxHead) return this.tooLong(lf + 1);
+      // RFC 9112 §2.2: the line terminator is CR LF; a bare LF is not accepted here.
+      if (lf === this.lineStart || buf[lf - 1] !== CR) return fail(400, 'line ended by LF without CR (RFC 9112 §2.2)');
+      const start = this.lineStart;
+      const end = lf - 1;
+      this.lineStart = this.scanned = lf + 1;
+      // RFC 9112 §2.2: a CR anywhere else in a line is a bare CR.
+      const cr = buf.indexOf(CR, start);
+      if (cr < end) return fail(400, 'bare CR (RFC 9112 §2.2)');
+      if (this.method === '') {
+        // RFC 9112 §2.2: empty lines before the request line are ignored.
+        if (end === start) continue;
+        const line = this.requestLine(start, end);
+        if (line !== null) return line;
+        continue;
+      }
+      if (end === start) return this.finish(lf + 1);
+      const field = this.fieldLine(start, end);
+      if (field !== null) return field;
+    }
+  }
+
+  /** Limits while waiting for more bytes: 414 for a request line that is too long, 431 for a head. */
+  private tooLong(seen: number): HeadResult | null {
+    if (this.method === '' && seen - this.lineStart > this.maxTarget + 64) {
+      return fail(414, `request line over ${this.maxTarget} characters of target (RFC 9112 §3)`);
+    }
+    if (seen > this.maxHead) return fail(431, `request head over ${this.maxHead} bytes (RFC 6585 §5)`);
+    return null;
+  }
+
+  /** request-line = method SP request-target SP HTTP-version (RFC 9112 §3). */
+  private requestLine(start: number, end: number): HeadResult | null {
+    const buf = this.buf;
+    let i = start;
+    while (i < end && TCHAR[buf[i]!] === 1) i++;
+    if (i === start || i === end || buf[i] !== SP) return fail(400, 'malformed method (RFC 9112 §3.1)');
+    const method = buf.toString('latin1', start, i);
+    const t0 = ++i;
+    while (i < end && buf[i]! > SP && buf[i]! < 0x7f) i++;
+    if (i === t0 || i === end || buf[i] !== SP) return fail(400, 'malformed request-target (RFC 9112 §3.2)');
+    if (i - t0 > this.maxTarget) return fail(414, `request-target over ${this.maxTarget} characters (RFC 9112 §3)`);
+    const target = buf.toString('latin1', t0, i);
+    const version = /^HTTP\/([0-9])\.([0-9])$/.exec(buf.toString('latin1', i + 1, end));
+    if (version === null) return fail(400, 'malformed HTTP-version (RFC 9112 §2.3)');
+    // RFC 9110 §15.6.6: a major version we do not speak.
+    if (version[1] !== '1') return fail(505, `HTTP/${version[1]}.${version[2]} is not supported`);
+    const form = targetForm(method, target);
+    if (form !== null) return fail(400, form);
+    if (this.methods !== undefined && !this.methods.includes(method)) return fail(405, `method ${method} not allowed`);
+    this.method = method;
+    this.target = target;
+    this.httpVersion = `1.${version[2]}`;
+    return null;
+  }
+
+  /** field-line = field-name ":" OWS field-value OWS (RFC 9112 §5). */
+  private fieldLine(start: number, end: number): HeadResult | null {
+    const buf = this.buf;
+    const first = buf[start]!;
+    // RFC 9112 §5.2 (obs-fold) and §2.2 (whitespace before the first field).
+    if (first === SP || first === HTAB) return fail(400, 'folded or indented field line (RFC 9112 §5.2)');
+    if (++this.count > this.maxHeaders) return fail(431, `more than ${this.maxHeaders} header fields`);
+    let i = start;
+    while (i < end && TCHAR[buf[i]!] === 1) i++;
+    if (i === end || buf[i] !== COLON) {
+      const b = buf[i];
+      if (b === SP || b === HTAB) return fail(400, 'whitespace between field name and colon (RFC 9112 §5.1)');
+      return fail(400, 'malformed field name (RFC 9110 §5.1)');
+    }
+    if (i === start) return fail(400, 'empty field name (RFC 9110 §5.1)');
+    const name = buf.toString('latin1', start, i).toLowerCase();
+    let v0 = i + 1;
+    let v1 = end;
+    while (v0 < v1 && (buf[v0] === SP || buf[v0] === HTAB)) v0++;
+    while (v1 > v0 && (buf[v1 - 1] === SP || buf[v1 - 1] === HTAB)) v1--;
+    const value = buf.toString('latin1', v0, v1);
+    if (CONTROL.test(value)) return fail(400, `control character in field ${name} (RFC 9110 §5.5)`);
+    const before = this.headers[name];
+    if (before !== undefined) {
+      // RFC 9112 §3.2: more than one Host field line is refused.
+      if (name === 'host') return fail(400, 'more than one Host (RFC 9112 §3.2)');
+      this.headers[name] = `${before}, ${value}`;
+    } else this.headers[name] = value;
+    return null;
+  }
+
+  /** The head is complete: the checks that need all of it. */
+  private finish(size: number): HeadResult {
+    const h = this.headers;
+    const host = h.host;
+    // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with an invalid one, is refused.
+    if (host === undefined && this.httpVersion !== '1.0') return fail(400, 'missing Host (RFC 9112 §3.2)');
+    if (host !== undefined && !HOST.test(host)) return fail(400, 'invalid Host (RFC 9112 §3.2)');
+    // This server reads no content (RFC 9112 §6): a request that announces any
+    // is refused rather than letting its content be read as something else.
+    if (h['transfer-encoding'] !== undefined) return fail(400, 'Transfer-Encoding in a request this server reads no content of (RFC 9112 §6.1)');
+    const length = h['content-length'];
+    if (length !== undefined) {
+      // RFC 9112 §6.3: an invalid Content-Length is unrecoverable; a list of equal values is one value.
+      const values = length.split(',').map((v) => v.trim());
+      if (!values.every((v) => /^[0-9]+$/.test(v))) return fail(400, 'invalid Content-Length (RFC 9112 §6.3)');
+      if (values.some((v) => Number(v) !== 0)) return fail(400, 'content in a request this server reads no content of (RFC 9112 §6.3)');
+    }
+    return { head: { method: this.method, target: this.target, httpVersion: this.httpVersion, headers: h, size } };
+  }
+}
+
+/**
+ * Which request-target forms go with which methods (RFC 9112 §3.2): origin-form
+ * ("/path?query") and absolute-form ("scheme:…") for any method but CONNECT,
+ * authority-form ("host:port") for CONNECT only, asterisk-form ("*") for
+ * OPTIONS only. The reason, or null when the form fits.
+ */
+function targetForm(method: string, target: string): string | null {
+  if (method === 'CONNECT') return /^[^/?#@]+:[0-9]+$/.test(target) ? null : 'CONNECT needs authority-form (RFC 9112 §3.2.3)';
+  if (target === '*') return method === 'OPTIONS' ? null : 'asterisk-form is for OPTIONS only (RFC 9112 §3.2.4)';
+  if (target.charCodeAt(0) === 0x2f || /^[A-Za-z][A-Za-z0-9+.-]*:/.test(target)) return null;
+  return 'request-target is neither origin-form nor absolute-form (RFC 9112 §3.2)';
+}
+
+/** One request head from bytes already in hand: null when they end before it does. */
+export function parseRequestHead(bytes: Uint8Array, limits?: Http1Limits): HeadResult | null {
+  return new RequestHeadReader(limits).push(bytes);
+}
