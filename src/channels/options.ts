@@ -124,6 +124,6 @@ export interface ChannelServerOptions<T = unknown> extends Partial<ChannelLimits
    * channel's `publish` option).
    */
   authorize?(client: ChannelClient<T>, action: ChannelAction, channel: string): boolean | Promise<boolean>;
-  /** Called for unexpected failures (a hook that threw, a store that failed); default console.error. */
+  /** Called for unexpected failures (a hook that threw, a store that failed); by default they are published on the `fullduplex:handler:error` diagnostics channel. */
   onError?(error: unknown, context: string): void;
 }

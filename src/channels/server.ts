@@ -11,8 +11,9 @@
  */
 import type { IncomingMessage, RequestListener, Server as HttpServer, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
+import diagnostics_channel from 'node:diagnostics_channel';
 import type { AddressInfo } from 'node:net';
-import { type ServerWebSocket, WebSocketServer } from '../index.js';
+import { DiagnosticsChannel, type ServerWebSocket, WebSocketServer } from '../index.js';
 import { LocalBroker } from '../pubsub/local.js';
 import type { Broker } from '../pubsub/broker.js';
 import { CloseCode, ErrorCode } from '../client-lib/codes.js';
@@ -71,7 +72,7 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     this.ownsStore = options.store === undefined;
     this.store = options.store ?? new MemoryStore();
     this.hooks = { authenticate: options.authenticate, authorize: options.authorize };
-    this.onError = options.onError ?? ((error, context) => console.error(`fullduplex channels: ${context}:`, error));
+    this.onError = options.onError ?? reportOnDiagnostics;
     this.presenceKeeper = new Presence({ store: this.store, broker: this.broker, presenceTtl: this.limits.presenceTtl, reportError: this.onError });
     this.dispatcher = new Dispatcher(this);
     this.fallback = new Fallback<T>(this, options.allowedOrigins);
@@ -295,4 +296,11 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
       this.presenceKeeper.heal(this.hubs.values());
     }
   }
+}
+
+const handlerErrors = diagnostics_channel.channel(DiagnosticsChannel.HandlerError);
+
+/** Without an onError option, failures go where the core's do: the fullduplex:handler:error channel (the library never prints). */
+function reportOnDiagnostics(error: unknown, context: string): void {
+  if (handlerErrors.hasSubscribers) handlerErrors.publish({ connection: null, error, where: `channels: ${context}` });
 }

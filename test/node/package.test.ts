@@ -68,8 +68,10 @@ describe('package', () => {
     assert.ok(info !== undefined);
     const paths = info.files.map((f) => f.path).sort();
     for (const p of paths) {
-      assert.ok(/^(dist\/|README\.md$|LICENSE$|package\.json$)/.test(p), `unexpected file in the package: ${p}`);
+      assert.ok(/^(dist\/|web\/|README\.md$|LICENSE$|package\.json$)/.test(p), `unexpected file in the package: ${p}`);
     }
+    // The demo chat page that `fullduplex serve` serves at /.
+    for (const f of ['web/index.html', 'web/chat.js', 'web/chat.css']) assert.ok(paths.includes(f), `${f} missing from the package`);
     assert.ok(paths.includes('dist/index.js'));
     assert.ok(paths.includes('dist/index.cjs'));
     assert.ok(paths.includes('dist/cli/main.js'));
