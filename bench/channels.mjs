@@ -3,6 +3,7 @@
 //
 //   node bench/channels.mjs                 # 1,000 and 10,000 subscribers, 2 rounds (a few minutes)
 //   node bench/channels.mjs --clients 1000 --rounds 1 --duration 1
+//   node bench/channels.mjs --clients 10000 --servers socketio
 //
 // For each subscriber count, each round runs both servers once, alternating
 // which goes first (A B, then B A), each in a fresh server process pinned to
@@ -33,6 +34,7 @@ const { values: opt } = parseArgs({
     rounds: { type: 'string', default: '2' },
     duration: { type: 'string', default: '2' },
     size: { type: 'string', default: '16' },
+    servers: { type: 'string', default: 'fullduplex,socketio' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -49,6 +51,7 @@ const MESSAGE_SIZE = Number(opt.size);
 const PIN = pinningAvailable(os.cpus().length);
 const SERVERS = { fullduplex: 'channels/server-fullduplex.mjs', socketio: 'channels/server-socketio.mjs' };
 const LABEL = { fullduplex: 'fullduplex channels', socketio: 'Socket.IO' };
+const KINDS = opt.servers.split(',').filter((k) => k in SERVERS);
 const NOFILE = 20_000;
 const STEP_TIMEOUT = 120_000;
 
@@ -111,7 +114,13 @@ async function measure(kind, n) {
       heapPerClient: (idle.heapUsed + idle.external - before.heapUsed - before.external) / n,
     };
   } catch (err) {
-    return { kind, n, failed: `${err.message}${loadgen ? '' : ''}` };
+    // What the subscribers saw (disconnects, gaps) says more than a timeout.
+    let seen = '';
+    if (loadgen !== null && loadgen.child.exitCode === null) {
+      loadgen.send('check');
+      seen = await loadgen.waitLine(/^CHECK /, 10_000, 'the check').then((line) => ` (subscribers: ${line.slice(6)})`, () => '');
+    }
+    return { kind, n, failed: `${err.message}${seen}` };
   } finally {
     if (loadgen !== null) await loadgen.stop(5000);
     await server.stop(5000);
@@ -153,7 +162,7 @@ async function main() {
     const rows = { fullduplex: [], socketio: [] };
     for (let r = 0; r < ROUNDS; r++) {
       const order = r % 2 === 0 ? ['fullduplex', 'socketio'] : ['socketio', 'fullduplex'];
-      for (const kind of order) {
+      for (const kind of order.filter((k) => KINDS.includes(k))) {
         process.stderr.write(`  ${n} subscribers, round ${r + 1}/${ROUNDS}: ${kind}…\n`);
         const m = await measure(kind, n);
         if (m.failed) process.stderr.write(`  FAILED: ${m.failed}\n`);
@@ -166,7 +175,7 @@ async function main() {
     say('');
     say('| server | deliveries/s | server CPU µs/delivery | server CPU | subscriber process CPU | others | RSS/idle client | heap+external/idle client | connect+subscribe all |');
     say('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const kind of ['fullduplex', 'socketio']) {
+    for (const kind of KINDS) {
       const ok = rows[kind].filter((m) => !m.failed);
       if (ok.length === 0) {
         say(`| ${LABEL[kind]} | FAILED: ${rows[kind][0]?.failed ?? ''} | | | | | | | |`);
