@@ -110,9 +110,9 @@ export class CuttableProxy {
     if (!this.#pairs.delete(pair)) return;
     for (const socket of pair) {
       if (socket.destroyed) continue;
-      // A reset only for a connection still open both ways: resetAndDestroy()
-      // on a socket that already ended leaves Node 20 hanging at process exit.
-      if (mode === 'reset' && socket.readable && socket.writable) socket.resetAndDestroy();
+      // A reset needs a fully open socket: on a half-closed one Node 20 leaves
+      // the handle open forever (and the test process with it).
+      if (mode === 'reset' && socket.readyState === 'open') socket.resetAndDestroy();
       else socket.destroy();
     }
   }
