@@ -83,9 +83,12 @@ export function serverCodecFor(extensions: string, deflate: PerMessageDeflateOpt
   if (extensions === '') return null;
   const parsed = parseExtensions(extensions);
   if (parsed instanceof Error) return parsed;
-  const pmd = parsed.find((e) => e.name === PERMESSAGE_DEFLATE);
+  const mine = parsed.filter((e) => e.name === PERMESSAGE_DEFLATE);
+  // What a response may say (RFC 7692 §7.1): the extension once, each parameter once, known parameters, valid values.
+  if (mine.length > 1) return new Error('permessage-deflate is accepted more than once');
+  const pmd = mine[0];
   if (pmd === undefined || deflate === null) return null;
-  // What a response may say (RFC 7692 §7.1): known parameters, valid values.
+  if (pmd.repeated !== undefined) return new Error(`parameter "${pmd.repeated}" of extension "${pmd.name}" is given more than once`);
   const params = checkDeflateResponse(pmd.params, {});
   if (params instanceof Error) return params;
   return new PerMessageDeflate('server', params, deflate, maxPayload);

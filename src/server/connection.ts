@@ -102,7 +102,7 @@ export class ServerWebSocket<T = unknown> extends Link implements TopicSubscribe
       Link.refused(callback);
       return SendResult.Dropped;
     }
-    return this.queued(callback) ? SendResult.Backpressure : SendResult.Sent;
+    return this.sent(callback) ? SendResult.Backpressure : SendResult.Sent;
   }
 
   /** Sends a ping (payload at most 125 bytes: RangeError otherwise). */

@@ -18,31 +18,47 @@ export interface UpgradeTarget {
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void;
 }
 
-// One upgrade listener per HTTP server, routing to the WebSocketServers attached to it by path.
-const routers = new WeakMap<AnyHttpServer, Set<UpgradeTarget>>();
+/**
+ * One upgrade listener per HTTP server, routing by path to the
+ * WebSocketServers attached to it. The registry and the listener are kept
+ * once per process (under a global symbol), not once per copy of this
+ * module: fullduplex/channels carries its own copy of the server, and a
+ * ChannelServer and a WebSocketServer attached to one HTTP server must share
+ * one router, or both would answer the same handshake.
+ */
+interface RouterRegistry {
+  readonly routers: WeakMap<AnyHttpServer, Set<UpgradeTarget>>;
+  readonly listener: (this: HttpServer, req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+}
+
+const kRegistry = Symbol.for('fullduplex.upgradeRouters.v1');
+const registry: RouterRegistry = ((globalThis as { [kRegistry]?: RouterRegistry })[kRegistry] ??= {
+  routers: new WeakMap(),
+  listener: routeUpgrade,
+});
 
 export function attachRouter(server: AnyHttpServer, target: UpgradeTarget): void {
-  let set = routers.get(server);
+  let set = registry.routers.get(server);
   if (set === undefined) {
     set = new Set();
-    routers.set(server, set);
-    server.on('upgrade', routeUpgrade);
+    registry.routers.set(server, set);
+    server.on('upgrade', registry.listener);
   }
   set.add(target);
 }
 
 export function detachRouter(server: AnyHttpServer, target: UpgradeTarget): void {
-  const set = routers.get(server);
+  const set = registry.routers.get(server);
   if (set === undefined) return;
   set.delete(target);
   if (set.size === 0) {
-    routers.delete(server);
-    server.off('upgrade', routeUpgrade);
+    registry.routers.delete(server);
+    server.off('upgrade', registry.listener);
   }
 }
 
 function routeUpgrade(this: HttpServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
-  const set = routers.get(this);
+  const set = registry.routers.get(this);
   if (set !== undefined) {
     for (const wss of set) {
       if (wss.matches(req)) {

@@ -113,23 +113,34 @@ export abstract class Link implements ConnectionEvents, ChunkReceiver {
     if (head !== null && head.length > 0 && !(this.flags & STREAM_CLOSED)) this.receiveChunk(head, false);
     else this.flush();
     if (this.flags & STREAM_CLOSED) return;
+    // A stream handed over already destroyed (an HTTP/2 stream reset while an
+    // upgrade hook ran) will emit no 'close' for us: close the link now.
+    if (this.stream.destroyed) {
+      this.streamClosed();
+      return;
+    }
     startReading(this.stream, this);
     // Output queued before the first read (an open handler's) may already be over the read limit.
     if (this.flags & READ_PAUSED) this.stream.pause();
   }
 
-  /**
-   * After the core queued output: flush it this tick (once, or at the end of
-   * the receive pass) and say whether the buffered output is now beyond the
-   * high-water mark (then `transportDrained` follows when it clears).
-   */
-  protected queued(callback?: SendCallback): boolean {
+  /** After the core queued output: flush it this tick (once, or at the end of the receive pass). */
+  protected queued(callback?: SendCallback): void {
     if (callback !== undefined) (this.callbacks ??= []).push(callback);
     const f = this.flags;
     if ((f & (IN_RECEIVE | FLUSH_QUEUED | STREAM_CLOSED)) === 0) {
       this.flags = f | FLUSH_QUEUED;
       queueFlush(this);
     }
+  }
+
+  /**
+   * `queued()` for an application's send: says whether the buffered output
+   * is now beyond the high-water mark, and then arms `transportDrained` for
+   * when it clears (only sends that reported backpressure get a drain).
+   */
+  protected sent(callback?: SendCallback): boolean {
+    this.queued(callback);
     if (this.bufferedAmount > this.highWaterMark) {
       this.flags |= WANT_DRAIN;
       return true;
