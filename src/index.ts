@@ -22,6 +22,7 @@ export { CloseEvent, ErrorEvent, MessageEvent, type CloseEventInit, type ErrorEv
 // Topics
 export type { Broker, PublishCallback, SubscriptionListener, TopicSubscriber } from './pubsub/broker.js';
 export { LocalBroker } from './pubsub/local.js';
+export { RelayBroker } from './pubsub/relay.js';
 export { TopicMessage, type PublishData } from './pubsub/message.js';
 // Protocol vocabulary shared by both sides
 export { CloseCode, ProtocolError, ReadyState, type ExtensionNegotiator, type ExtensionOffer } from './protocol/index.js';

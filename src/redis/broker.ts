@@ -18,7 +18,7 @@
 import { channel as diagnosticsChannel } from 'node:diagnostics_channel';
 import type { ConnectionOptions } from 'node:tls';
 import type { Broker, PublishCallback, SubscriptionListener, TopicSubscriber } from '../pubsub/broker.js';
-import { LocalBroker } from '../pubsub/local.js';
+import { RelayBroker } from '../pubsub/relay.js';
 import type { TopicMessage } from '../pubsub/message.js';
 import { channelName, checkPrefix } from './channel.js';
 import { decodeEnvelope, newNodeId } from './envelope.js';
@@ -76,11 +76,10 @@ export class BrokerUnavailableError extends Error {
   readonly code = 'ERR_BROKER_UNAVAILABLE';
 }
 
-export class RedisBroker implements Broker {
+export class RedisBroker extends RelayBroker implements Broker {
   /** This broker's node id (envelope.ts), to recognise its own publishes. */
   readonly nodeId = newNodeId();
   readonly prefix: string;
-  private readonly local = new LocalBroker();
   private readonly transport: Transport;
   private readonly interest: Interest;
   private readonly publisher: Publisher;
@@ -92,6 +91,7 @@ export class RedisBroker implements Broker {
   private warned = false;
 
   constructor(options: RedisBrokerOptions = {}) {
+    super();
     this.prefix = checkPrefix(options.prefix ?? DEFAULT_PREFIX);
     this.onError = options.onError;
     const sharded = options.sharded ?? options.cluster !== undefined;
@@ -141,26 +141,6 @@ export class RedisBroker implements Broker {
   /** Channels this node is subscribed to in Redis (one per topic with local subscribers). */
   get redisSubscriptions(): number {
     return this.interest.size;
-  }
-
-  subscribe(topic: string, subscriber: TopicSubscriber): boolean {
-    return this.local.subscribe(topic, subscriber);
-  }
-
-  unsubscribe(topic: string, subscriber: TopicSubscriber): boolean {
-    return this.local.unsubscribe(topic, subscriber);
-  }
-
-  unsubscribeAll(subscriber: TopicSubscriber): void {
-    this.local.unsubscribeAll(subscriber);
-  }
-
-  subscriberCount(topic: string): number {
-    return this.local.subscriberCount(topic);
-  }
-
-  topics(): IterableIterator<string> {
-    return this.local.topics();
   }
 
   /** Bytes of published messages awaiting Redis's reply (bounded by maxPendingBytes). */

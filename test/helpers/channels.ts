@@ -7,7 +7,7 @@
 import { type AddressInfo, type Server, type Socket, createServer, connect } from 'node:net';
 import type { TestContext } from 'node:test';
 import type { Broker, PublishCallback, SubscriptionListener, TopicSubscriber } from '../../src/pubsub/broker.js';
-import { LocalBroker } from '../../src/pubsub/local.js';
+import { RelayBroker } from '../../src/pubsub/relay.js';
 import type { TopicMessage } from '../../src/pubsub/message.js';
 import { ChannelServer } from '../../src/channels/server.js';
 import type { ChannelServerOptions } from '../../src/channels/options.js';
@@ -142,31 +142,11 @@ export class Bus {
  * A broker that spans the nodes on one Bus, like a RedisBroker across
  * processes: local subscribers at once, other nodes on a later macrotask.
  */
-export class BusBroker implements Broker {
-  private readonly local = new LocalBroker();
+export class BusBroker extends RelayBroker {
 
   constructor(private readonly bus: Bus) {
+    super();
     bus.nodes.add(this);
-  }
-
-  subscribe(topic: string, subscriber: TopicSubscriber): boolean {
-    return this.local.subscribe(topic, subscriber);
-  }
-
-  unsubscribe(topic: string, subscriber: TopicSubscriber): boolean {
-    return this.local.unsubscribe(topic, subscriber);
-  }
-
-  unsubscribeAll(subscriber: TopicSubscriber): void {
-    this.local.unsubscribeAll(subscriber);
-  }
-
-  subscriberCount(topic: string): number {
-    return this.local.subscriberCount(topic);
-  }
-
-  topics(): IterableIterator<string> {
-    return this.local.topics();
   }
 
   publish(topic: string, message: TopicMessage, exclude?: TopicSubscriber, callback?: PublishCallback): number {
