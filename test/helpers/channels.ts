@@ -12,7 +12,9 @@ import type { TopicMessage } from '../../src/pubsub/message.js';
 import { ChannelServer } from '../../src/channels/server.js';
 import type { ChannelServerOptions } from '../../src/channels/options.js';
 import { WebSocket } from '../../src/index.js';
-import { PROTOCOL } from '../../src/client-lib/types.js';
+import { PROTOCOL, type SubscribedEvent } from '../../src/client-lib/types.js';
+import type { Client } from '../../src/client-lib/client.js';
+import type { Subscription } from '../../src/client-lib/subscription.js';
 
 export const WAIT = 10_000;
 
@@ -230,4 +232,14 @@ export class TcpProxy {
     this.cut();
     return new Promise((r) => this.server.close(() => r()));
   }
+}
+
+/** Subscribes `c` to `channel` and records what arrives: each publication's data as a number, and every `subscribed` event. */
+export function recordNumbers(c: Client, channel: string): { sub: Subscription; got: number[]; subscribed: SubscribedEvent[] } {
+  const sub = c.subscribe(channel);
+  const got: number[] = [];
+  const subscribed: SubscribedEvent[] = [];
+  sub.on('publication', (p) => got.push(Number(p.data)));
+  sub.on('subscribed', (e) => subscribed.push(e));
+  return { sub, got, subscribed };
 }

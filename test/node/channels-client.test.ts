@@ -11,7 +11,7 @@ import type { ChannelErrorInfo, ClientEvents, ClientOptions, Publication, Subscr
 import { ChannelError } from '../../src/client-lib/codes.js';
 import { WebSocket } from '../../src/index.js';
 import { ChannelServer } from '../../src/channels/server.js';
-import { TcpProxy, startChannels, until } from '../helpers/channels.js';
+import { TcpProxy, recordNumbers, startChannels, until } from '../helpers/channels.js';
 
 const CHAT = { match: 'chat:*', history: { size: 100, ttl: 60_000 }, presence: true, publish: true };
 const FAST: ClientOptions = { WebSocket, minReconnectDelay: 20, maxReconnectDelay: 200, timeout: 3000 };
@@ -135,11 +135,7 @@ describe('reconnection and recovery', () => {
     await proxy.start(t);
     const c = client(t, `ws://127.0.0.1:${proxy.port}/channels`, { transports: ['websocket'] });
     const log = record(c);
-    const sub = c.subscribe('chat:room');
-    const got: number[] = [];
-    const subscribed: SubscribedEvent[] = [];
-    sub.on('publication', (p) => got.push(Number(p.data)));
-    sub.on('subscribed', (e) => subscribed.push(e));
+    const { sub, got, subscribed } = recordNumbers(c, 'chat:room');
     c.connect();
     await until(() => sub.state === 'subscribed', 'subscribed');
     // A publisher that keeps going through the cut and the reconnection.

@@ -17,7 +17,7 @@ import { ChannelServer } from '../../src/channels/server.js';
 import { MemoryStore } from '../../src/channels/memory-store.js';
 import type { ChannelServerOptions } from '../../src/channels/options.js';
 import type { ChannelStore } from '../../src/channels/store.js';
-import { Bus, BusBroker, TcpProxy, startChannels, until } from '../helpers/channels.js';
+import { Bus, BusBroker, TcpProxy, recordNumbers, startChannels, until } from '../helpers/channels.js';
 import { rawRequest, upgradeRequest } from '../helpers/raw-client.js';
 
 const CHAT = { match: 'chat:*', history: { size: 100, ttl: 60_000 }, presence: true, publish: true };
@@ -223,11 +223,7 @@ describe('§9 several nodes without sticky sessions', () => {
     const proxy = new TcpProxy([a.port, b.port]);
     await proxy.start(t);
     const c = client(t, `ws://127.0.0.1:${proxy.port}/channels`, { transports: ['websocket'] });
-    const sub = c.subscribe('chat:ha');
-    const got: number[] = [];
-    const subscribed: SubscribedEvent[] = [];
-    sub.on('publication', (p) => got.push(Number(p.data)));
-    sub.on('subscribed', (e) => subscribed.push(e));
+    const { sub, got, subscribed } = recordNumbers(c, 'chat:ha');
     c.connect();
     await until(() => sub.state === 'subscribed', 'subscribed');
     const [home, other] = a.server.clientCount === 1 ? [a, b] : [b, a];

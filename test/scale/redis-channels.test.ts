@@ -11,7 +11,7 @@ import { Client } from '../../src/client-lib/client.js';
 import type { SubscribedEvent } from '../../src/client-lib/types.js';
 import { WebSocket } from '../../src/index.js';
 import { RedisBroker, RedisChannelStore } from '../../src/redis/index.js';
-import { TcpProxy, startChannels, until } from '../helpers/channels.js';
+import { TcpProxy, recordNumbers, startChannels, until } from '../helpers/channels.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 
 const CHAT = { match: 'chat:*', history: { size: 100, ttl: 60_000 }, presence: true, publish: true };
@@ -43,11 +43,7 @@ describe('channels on Redis (RedisBroker + RedisChannelStore)', () => {
     await proxy.start(t);
     const c = new Client(`ws://127.0.0.1:${proxy.port}/channels`, { WebSocket, transports: ['websocket'], minReconnectDelay: 20, maxReconnectDelay: 200, timeout: 1500 });
     t.after(() => c.disconnect());
-    const sub = c.subscribe('chat:ha');
-    const got: number[] = [];
-    const subscribed: SubscribedEvent[] = [];
-    sub.on('publication', (p) => got.push(Number(p.data)));
-    sub.on('subscribed', (e) => subscribed.push(e));
+    const { sub, got, subscribed } = recordNumbers(c, 'chat:ha');
     c.connect();
     await until(() => sub.state === 'subscribed', 'subscribed');
     const [home, other] = a.server.clientCount === 1 ? [a, b] : [b, a];
