@@ -6,7 +6,9 @@
  */
 import { fileURLToPath } from 'node:url';
 import { type CloseEvent, WebSocket } from '../../src/index.js';
+import { type Nginx, startNginx } from './nginx.js';
 import { type Child, freePort, startChild, waitFor } from './processes.js';
+import { type RedisServer, startRedis } from './redis.js';
 
 const CLI = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -74,3 +76,42 @@ export function numbered(got: string[], tag: string): string[] {
 }
 
 export { freePort, waitFor };
+
+/** A real Redis, three `serve --redis` nodes on free loopback ports, and nginx round-robin in front of them. */
+export interface BalancedNodes {
+  redis: RedisServer;
+  nodes: ServeNode[];
+  nginx: Nginx;
+  /** Stops nginx, every node still running and Redis. */
+  stop(): Promise<void>;
+}
+
+export async function startBalancedNodes(count = 3): Promise<BalancedNodes> {
+  const redis = await startRedis();
+  const nodes: ServeNode[] = [];
+  let nginx: Nginx;
+  try {
+    const ports: number[] = [];
+    for (let i = 0; i < count; i++) ports.push(await freePort());
+    const started = await Promise.allSettled(ports.map((p) => startServeNode(['--redis', redis.url], p)));
+    for (const r of started) if (r.status === 'fulfilled') nodes.push(r.value);
+    const failed = started.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
+    nginx = await startNginx(ports);
+  } catch (err) {
+    // Nothing of a half-started setup outlives the failure.
+    await Promise.all(nodes.map((n) => n.child.stop()));
+    await redis.cleanup();
+    throw err;
+  }
+  return {
+    redis,
+    nodes,
+    nginx,
+    async stop() {
+      await nginx.cleanup();
+      await Promise.all(nodes.map((n) => n.child.stop()));
+      await redis.cleanup();
+    },
+  };
+}

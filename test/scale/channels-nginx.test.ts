@@ -17,9 +17,9 @@ import { after, before, describe, it } from 'node:test';
 import { Client, type Publication } from '../../src/client-lib/index.js';
 import type { SubscribedEvent } from '../../src/client-lib/types.js';
 import { WebSocket } from '../../src/index.js';
-import { type Nginx, startNginx } from '../helpers/nginx.js';
-import { type ServeNode, freePort, startServeNode, waitFor } from '../helpers/nodes.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
+import type { Nginx } from '../helpers/nginx.js';
+import { type ServeNode, startBalancedNodes, waitFor } from '../helpers/nodes.js';
+import type { RedisServer } from '../helpers/redis.js';
 
 const ROOM = 'chat:failover';
 /** presenceTtl (PROTOCOL.md §8), which `serve` leaves at its default. */
@@ -33,25 +33,20 @@ const AFTER = 5;
 /** B's pace: under the server's publishRate (20/s, burst 40, PROTOCOL.md §8). */
 const PACE_MS = 60;
 
-let redis: RedisServer;
 let nodes: ServeNode[] = [];
 let nginx: Nginx;
+let stop: (() => Promise<void>) | undefined;
 const clients: Client[] = [];
 let releaseGate = (): void => {};
 
 before(async () => {
-  redis = await startRedis();
-  const ports = [await freePort(), await freePort(), await freePort()];
-  nodes = await Promise.all(ports.map((p) => startServeNode(['--redis', redis.url], p)));
-  nginx = await startNginx(ports);
+  ({ nodes, nginx, stop } = await startBalancedNodes());
 });
 
 after(async () => {
   releaseGate();
   for (const c of clients) c.disconnect();
-  await nginx?.cleanup();
-  await Promise.all(nodes.map((n) => n.child.stop()));
-  await redis?.cleanup();
+  await stop?.();
 });
 
 /**

@@ -11,31 +11,24 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Client, type Publication } from '../../src/client-lib/index.js';
 import { WebSocket } from '../../src/index.js';
-import { type Nginx, startNginx } from '../helpers/nginx.js';
-import { type ServeNode, freePort, startServeNode, waitFor } from '../helpers/nodes.js';
+import type { Nginx } from '../helpers/nginx.js';
+import { startBalancedNodes, waitFor } from '../helpers/nodes.js';
 import { NoUpgradeProxy } from '../helpers/proxies.js';
-import { type RedisServer, startRedis } from '../helpers/redis.js';
 
-let redis: RedisServer;
-let nodes: ServeNode[] = [];
 let nginx: Nginx;
+let stop: (() => Promise<void>) | undefined;
 let proxy: NoUpgradeProxy;
 const clients: Client[] = [];
 
 before(async () => {
-  redis = await startRedis();
-  const ports = [await freePort(), await freePort(), await freePort()];
-  nodes = await Promise.all(ports.map((p) => startServeNode(['--redis', redis.url], p)));
-  nginx = await startNginx(ports);
+  ({ nginx, stop } = await startBalancedNodes());
   proxy = await NoUpgradeProxy.start(nginx.port, 'strip');
 });
 
 after(async () => {
   for (const c of clients) c.disconnect();
   await proxy?.close();
-  await nginx?.cleanup();
-  await Promise.all(nodes.map((n) => n.child.stop()));
-  await redis?.cleanup();
+  await stop?.();
 });
 
 interface Member {

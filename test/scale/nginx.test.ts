@@ -7,27 +7,23 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { type Nginx, startNginx } from '../helpers/nginx.js';
-import { type Client, type ServeNode, closeAll, freePort, numbered, openClient, sendNumbered, startServeNode, waitFor } from '../helpers/nodes.js';
-import { startRedis, type RedisServer } from '../helpers/redis.js';
+import type { Nginx } from '../helpers/nginx.js';
+import { type Client, type ServeNode, closeAll, numbered, openClient, sendNumbered, startBalancedNodes, waitFor } from '../helpers/nodes.js';
+import type { RedisServer } from '../helpers/redis.js';
 
 let redis: RedisServer;
 let nodes: ServeNode[] = [];
 let nginx: Nginx;
+let stop: (() => Promise<void>) | undefined;
 const clients: Client[] = [];
 
 before(async () => {
-  redis = await startRedis();
-  const ports = [await freePort(), await freePort(), await freePort()];
-  nodes = await Promise.all(ports.map((p) => startServeNode(['--redis', redis.url], p)));
-  nginx = await startNginx(ports);
+  ({ redis, nodes, nginx, stop } = await startBalancedNodes());
 });
 
 after(async () => {
   await closeAll(clients);
-  await nginx?.cleanup();
-  await Promise.all(nodes.map((n) => n.child.stop()));
-  await redis?.cleanup();
+  await stop?.();
 });
 
 async function nodesSubscribed(topic: string): Promise<number> {
