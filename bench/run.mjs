@@ -53,6 +53,7 @@ const SERVERS = {
   ws: { script: 'servers/ws.mjs', label: 'ws' },
   uws: { script: 'servers/uws.mjs', label: 'uWebSockets.js' },
   net: { script: 'servers/net.mjs', label: 'net (plain TCP echo)', raw: true },
+  netws: { script: 'servers/netws.mjs', label: 'bare net.Server handshake floor (no library)' },
   floor: { script: 'servers/floor.mjs', label: 'Node socket floor (101, nothing kept)' },
   // --baseline <dist dir>: the same server on another build, run right after fullduplex in every round
   baseline: { script: 'servers/fullduplex.mjs', label: 'fullduplex (baseline build)', env: { FULLDUPLEX_DIST: opt.baseline ?? '' } },
@@ -164,7 +165,7 @@ const SCENARIOS = [
     name: 'handshakes',
     title: 'Handshakes: connect, upgrade, full closing handshake; 50 concurrent loops',
     kind: 'loadgen',
-    servers: ['fullduplex', 'ws', 'uws', 'net'],
+    servers: ['fullduplex', 'ws', 'uws', 'net', 'netws'],
     // 8 source addresses (127.0.0.1-8): the server closes first, so its
     // TIME_WAIT sockets hold 4-tuples; spreading sources makes a new SYN
     // landing on one of them (and waiting for a retransmit) rarer.

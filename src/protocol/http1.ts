@@ -26,6 +26,8 @@ export interface RequestHead {
    * of surrounding whitespace (RFC 9112 §5); obs-text bytes are latin1.
    */
   headers: Record<string, string>;
+  /** Field lines as sent: name, value, name, value… (names in their own case, values trimmed). */
+  rawHeaders: string[];
   /** Bytes of the head, through the empty line that ends it: what follows belongs to the next layer. */
   size: number;
 }
@@ -47,6 +49,13 @@ export interface Http1Limits {
   maxHeaders?: number;
   /** Methods served; any other → 405 (RFC 9110 §15.5.6). Default: every method. */
   methods?: readonly string[];
+  /**
+   * Whether a head that announces content (Transfer-Encoding, or a non-zero
+   * Content-Length) is returned (true) or refused with 400 (false, the
+   * default). A caller that hands such requests to another HTTP layer reads
+   * the head only to route it; `contentError` tells what the default refuses.
+   */
+  allowContent?: boolean;
 }
 
 const DEFAULT_MAX_HEAD = 16 * 1024;
@@ -65,8 +74,8 @@ for (const c of "!#$%&'*+-.^_`|~") TCHAR[c.charCodeAt(0)] = 1;
 for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
 for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = TCHAR[c + 0x20] = 1;
 
-/** What a field value may not hold (RFC 9110 §5.5: SP, HTAB, VCHAR and obs-text only): CR, LF, NUL, other controls, DEL. */
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+/** A field value holds SP, HTAB, VCHAR and obs-text only (RFC 9110 §5.5): no other control, no DEL. */
+const DEL = 0x7f;
 
 const fail = (status: HeadError['status'], reason: string): { error: HeadError } => ({ error: { status, reason } });
 
@@ -85,6 +94,7 @@ export class RequestHeadReader {
   private readonly maxTarget: number;
   private readonly maxHeaders: number;
   private readonly methods: readonly string[] | undefined;
+  private readonly allowContent: boolean;
   private buf: Buffer = Buffer.alloc(0);
   /** Where the current line starts, and how far it was scanned for LF. */
   private lineStart = 0;
@@ -93,6 +103,7 @@ export class RequestHeadReader {
   private target = '';
   private httpVersion = '';
   private readonly headers: Record<string, string> = Object.create(null) as Record<string, string>;
+  private readonly rawHeaders: string[] = [];
   private count = 0;
   private result: HeadResult | null = null;
 
@@ -101,6 +112,7 @@ export class RequestHeadReader {
     this.maxTarget = limits.maxTargetLength ?? DEFAULT_MAX_TARGET;
     this.maxHeaders = limits.maxHeaders ?? DEFAULT_MAX_HEADERS;
     this.methods = limits.methods;
+    this.allowContent = limits.allowContent === true;
   }
 
   /** Adds bytes; the result once there is one (then the same result on every later call). */
@@ -112,6 +124,11 @@ export class RequestHeadReader {
     this.buf = this.buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buf, chunk]);
     this.result = this.scan();
     return this.result;
+  }
+
+  /** Every byte pushed so far, the head included. */
+  received(): Buffer {
+    return this.buf;
   }
 
   /** The bytes after the head (empty until the head is complete). */
@@ -198,18 +215,24 @@ export class RequestHeadReader {
       return fail(400, 'malformed field name (RFC 9110 §5.1)');
     }
     if (i === start) return fail(400, 'empty field name (RFC 9110 §5.1)');
-    const name = buf.toString('latin1', start, i).toLowerCase();
+    const rawName = buf.toString('latin1', start, i);
+    const name = rawName.toLowerCase();
     let v0 = i + 1;
     let v1 = end;
     while (v0 < v1 && (buf[v0] === SP || buf[v0] === HTAB)) v0++;
     while (v1 > v0 && (buf[v1 - 1] === SP || buf[v1 - 1] === HTAB)) v1--;
+    for (let j = v0; j < v1; j++) {
+      const b = buf[j]!;
+      if ((b < SP && b !== HTAB) || b === DEL) return fail(400, `control character in field ${name} (RFC 9110 §5.5)`);
+    }
     const value = buf.toString('latin1', v0, v1);
-    if (CONTROL.test(value)) return fail(400, `control character in field ${name} (RFC 9110 §5.5)`);
+    this.rawHeaders.push(rawName, value);
     const before = this.headers[name];
     if (before !== undefined) {
       // RFC 9112 §3.2: more than one Host field line is refused.
       if (name === 'host') return fail(400, 'more than one Host (RFC 9112 §3.2)');
-      this.headers[name] = `${before}, ${value}`;
+      // RFC 6265 §5.4: cookie pairs are separated by "; ", not ", ".
+      this.headers[name] = `${before}${name === 'cookie' ? '; ' : ', '}${value}`;
     } else this.headers[name] = value;
     return null;
   }
@@ -221,18 +244,28 @@ export class RequestHeadReader {
     // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with an invalid one, is refused.
     if (host === undefined && this.httpVersion !== '1.0') return fail(400, 'missing Host (RFC 9112 §3.2)');
     if (host !== undefined && !HOST.test(host)) return fail(400, 'invalid Host (RFC 9112 §3.2)');
-    // This server reads no content (RFC 9112 §6): a request that announces any
-    // is refused rather than letting its content be read as something else.
-    if (h['transfer-encoding'] !== undefined) return fail(400, 'Transfer-Encoding in a request this server reads no content of (RFC 9112 §6.1)');
-    const length = h['content-length'];
-    if (length !== undefined) {
-      // RFC 9112 §6.3: an invalid Content-Length is unrecoverable; a list of equal values is one value.
-      const values = length.split(',').map((v) => v.trim());
-      if (!values.every((v) => /^[0-9]+$/.test(v))) return fail(400, 'invalid Content-Length (RFC 9112 §6.3)');
-      if (values.some((v) => Number(v) !== 0)) return fail(400, 'content in a request this server reads no content of (RFC 9112 §6.3)');
+    if (!this.allowContent) {
+      const content = contentError(h);
+      if (content !== null) return { error: content };
     }
-    return { head: { method: this.method, target: this.target, httpVersion: this.httpVersion, headers: h, size } };
+    return { head: { method: this.method, target: this.target, httpVersion: this.httpVersion, headers: h, rawHeaders: this.rawHeaders, size } };
   }
+}
+
+/**
+ * Why a head is refused by a reader of heads only: it announces content
+ * (RFC 9112 §6), which is refused rather than left to be read as something
+ * else, or its Content-Length is invalid. Null when it announces none.
+ */
+export function contentError(headers: Record<string, string | string[] | undefined>): HeadError | null {
+  if (headers['transfer-encoding'] !== undefined) return { status: 400, reason: 'Transfer-Encoding in a request this server reads no content of (RFC 9112 §6.1)' };
+  const length = headers['content-length'];
+  if (length === undefined) return null;
+  // RFC 9112 §6.3: an invalid Content-Length is unrecoverable; a list of equal values is one value.
+  const values = String(length).split(',').map((v) => v.trim());
+  if (!values.every((v) => /^[0-9]+$/.test(v))) return { status: 400, reason: 'invalid Content-Length (RFC 9112 §6.3)' };
+  if (values.some((v) => Number(v) !== 0)) return { status: 400, reason: 'content in a request this server reads no content of (RFC 9112 §6.3)' };
+  return null;
 }
 
 /**

@@ -24,7 +24,8 @@ import type { Broker } from '../pubsub/broker.js';
 import { LocalBroker } from '../pubsub/local.js';
 import { type PublishData, TopicMessage } from '../pubsub/message.js';
 import { ServerWebSocket } from './connection.js';
-import { type AnyHttpServer, attachRouter, createListenServer, detachRouter, ignoreError, refuse } from './http.js';
+import { type AnyHttpServer, attachRouter, detachRouter, ignoreError, refuse } from './http.js';
+import { OwnedListener } from './listener.js';
 import { Keepalive } from './keepalive.js';
 import type { ErrorSource, PublishOptions, ServerContext, ServerHandler, UpgradeDecision, UpgradeInfo, WebSocketServerOptions } from './types.js';
 
@@ -69,7 +70,8 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
   readonly #handshakeTimeout: number;
   readonly #keepalive: Keepalive | null;
   #httpServer: AnyHttpServer | null = null;
-  #ownsHttpServer = false;
+  /** The server's own listener (`listen`). */
+  #listener: OwnedListener | null = null;
   #closing: Promise<void> | null = null;
   /** Resolves the wait of a graceful close once the last connection is gone. */
   #lastClosed: (() => void) | null = null;
@@ -106,37 +108,34 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
   }
 
   /**
-   * Starts an HTTP server of its own on `port` (0 for any) and `host`
-   * (default 127.0.0.1), with this server's handshake limits. Plain HTTP
-   * requests go to `onRequest`, or get `426 Upgrade Required` without one.
+   * Listens on `port` (0 for any) and `host` (default 127.0.0.1) with a
+   * server of its own, with this server's handshake limits. Handshakes are
+   * read by the library's own HTTP/1.1 head parser; plain HTTP requests go
+   * to a `node:http` server and from there to `onRequest`, or get
+   * `426 Upgrade Required` without one.
    */
-  listen(port = 0, host = '127.0.0.1', onRequest?: RequestListener): Promise<AddressInfo> {
-    if (this.#httpServer !== null) return Promise.reject(new Error('this WebSocketServer already has an HTTP server'));
-    const server = createListenServer({ maxHeaderSize: this.#maxHeaderSize, handshakeTimeout: this.#handshakeTimeout }, onRequest);
-    this.#ownsHttpServer = true;
-    this.attach(server);
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error): void => {
-        this.#detach();
-        this.#ownsHttpServer = false;
-        reject(err);
-      };
-      server.once('error', onError);
-      server.listen(port, host, () => {
-        server.off('error', onError);
-        resolve(server.address() as AddressInfo);
-      });
-    });
+  async listen(port = 0, host = '127.0.0.1', onRequest?: RequestListener): Promise<AddressInfo> {
+    if (this.#httpServer !== null || this.#listener !== null) throw new Error('this WebSocketServer already has a server');
+    const listener = new OwnedListener(this, { maxHeaderSize: this.#maxHeaderSize, handshakeTimeout: this.#handshakeTimeout, onRequest });
+    this.#listener = listener;
+    try {
+      const address = await listener.listen(port, host);
+      this.#keepalive?.start();
+      return address;
+    } catch (err) {
+      this.#listener = null;
+      throw err;
+    }
   }
 
-  /** The address of the server's own HTTP server (after `listen`), or of the attached one. */
+  /** The address the server listens on (after `listen`), or of the attached HTTP server. */
   address(): AddressInfo | string | null {
-    return this.#httpServer?.address() ?? null;
+    return this.#listener?.server.address() ?? this.#httpServer?.address() ?? null;
   }
 
   /** Handles `upgrade` events of `server` for this WebSocketServer's path. */
   attach(server: AnyHttpServer): void {
-    if (this.#httpServer !== null) throw new Error('this WebSocketServer is already attached to a server');
+    if (this.#httpServer !== null || this.#listener !== null) throw new Error('this WebSocketServer is already attached to a server');
     this.#httpServer = server;
     attachRouter(server, this);
     this.#keepalive?.start();
@@ -397,13 +396,8 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
 
   async #shutdown(timeout: number): Promise<void> {
     this.#keepalive?.stop();
-    const server = this.#httpServer;
-    const owned = this.#ownsHttpServer;
-    let serverClosed: Promise<void> = Promise.resolve();
-    if (server !== null && owned) {
-      serverClosed = new Promise((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-    }
+    const listener = this.#listener;
+    const listenerClosed = listener === null ? Promise.resolve() : listener.close();
     for (const socket of this.#pending) refuse(socket, 503, 'server is shutting down');
     this.#pending.clear();
     if (this.clients.size > 0) {
@@ -421,8 +415,8 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
     // Detached only now: until the connections are gone, handshakes routed
     // here are answered 503 rather than left to the HTTP server.
     this.#detach();
-    if (owned && server !== null) server.closeAllConnections();
-    await serverClosed;
+    listener?.closeAllConnections();
+    await listenerClosed;
     if (this.#options.broker === undefined) await this.broker.close();
   }
 }

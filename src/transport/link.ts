@@ -119,9 +119,8 @@ export abstract class Link implements ConnectionEvents, ChunkReceiver {
       this.streamClosed();
       return;
     }
-    startReading(this.stream, this);
     // Output queued before the first read (an open handler's) may already be over the read limit.
-    if (this.flags & READ_PAUSED) this.stream.pause();
+    startReading(this.stream, this, (this.flags & READ_PAUSED) !== 0);
   }
 
   /** After the core queued output: flush it this tick (once, or at the end of the receive pass). */

@@ -67,10 +67,11 @@ export const SHARED_READ_BUFFER = hooks !== null && process.env.FULLDUPLEX_READ_
 
 /**
  * Starts delivering `socket`'s bytes to `receiver`, first any the stream
- * already buffered, then every read. Call once, after the handshake's own
- * bytes (`head`) were handed over.
+ * already buffered, then every read (none until the stream is resumed, when
+ * `paused`). Call once, after the handshake's own bytes (`head`) were handed
+ * over.
  */
-export function startReading(socket: Duplex, receiver: ChunkReceiver): void {
+export function startReading(socket: Duplex, receiver: ChunkReceiver, paused = false): void {
   const s = socket as ReadingStream;
   s[kReceiver] = receiver;
   // Bytes the stream read before we took over go first.
@@ -84,7 +85,11 @@ export function startReading(socket: Duplex, receiver: ChunkReceiver): void {
   // Node that kept the slots but stopped honouring them still delivers every
   // byte (as owned chunks) instead of dropping it.
   s.on('data', onData);
-  s.resume();
+  // Paused (read-side flow control from the first flush): stopped for real,
+  // also in the shared-buffer mode, where only pause() stops the handle; not
+  // resumed first, as a resume takes effect a tick later.
+  if (paused) s.pause();
+  else s.resume();
 }
 
 /** Whether `socket` reads into the shared buffer (for tests). @internal */
@@ -110,7 +115,10 @@ function useSharedBuffer(socket: ReadingStream): void {
 
 function onRead(this: ReadingStream, nread: number, buf: Buffer): boolean {
   this[kReceiver]?.receiveChunk(buf.subarray(0, nread), true);
-  return true;
+  // False stops the handle. A paused socket in this mode reads nothing into
+  // its stream buffer, so the stream keeps asking for more (read(0) from
+  // Node's read-ahead restarts the handle): each such read stops it again.
+  return this.readableFlowing !== false;
 }
 
 function onData(this: ReadingStream, chunk: Buffer): void {

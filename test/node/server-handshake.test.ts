@@ -125,7 +125,7 @@ describe('RFC 6455 §4.2.1: refusing a bad handshake with its exact status', () 
 describe('RFC 6455 §10.4: the request head size limit', () => {
   const bigHeader = { 'X-Padding': 'p'.repeat(4096) };
 
-  it('listen(): a head over maxHeaderSize → 431 (from Node\'s parser)', async (t) => {
+  it('listen(): a head over maxHeaderSize → 431 (from the head parser of the listener)', async (t) => {
     const { s, port, log } = await listening(t, { maxHeaderSize: 2048 });
     const peer = await s.connect(port);
     await peer.write(upgradeRequest({ headers: bigHeader }));

@@ -1,0 +1,212 @@
+/**
+ * The listener of `listen()`: a server that owns its port reads request
+ * heads itself, on a plain `net.Server`, with the strict HTTP/1.1 head
+ * parser of the core (protocol/http1.ts), and hands WebSocket handshakes
+ * straight to the WebSocketServer. Node's HTTP machinery (its parser, the
+ * per-connection HTTP state, the request and response objects) is what most
+ * of a handshake cost above a bare socket, and a handshake needs none of it.
+ *
+ * Any other request (plain HTTP: the application's `onRequest`, or the 426
+ * answer) goes, with the bytes already read, to a `node:http` server created
+ * on first need, which then owns that connection: keep-alive, request bodies
+ * and responses behave exactly as on any Node HTTP server, and an upgrade
+ * that comes later on such a connection is routed like an attached server's.
+ */
+import { IncomingMessage, type RequestListener, type Server as HttpServer } from 'node:http';
+import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
+import { contentError, type RequestHead, RequestHeadReader } from '../protocol/http1.js';
+import { type UpgradeTarget, attachRouter, createListenServer, detachRouter, ignoreError, refuse } from './http.js';
+
+export interface OwnedListenerOptions {
+  /** Largest request head, in bytes; larger ones get 431. */
+  maxHeaderSize: number;
+  /** Milliseconds a client has to send its request head; slower ones get 408. */
+  handshakeTimeout: number;
+  /** Plain HTTP requests; without it they get 426. */
+  onRequest: RequestListener | undefined;
+}
+
+const kState = Symbol('fullduplex.headState');
+
+/** A connection whose request head is being read. */
+interface HeadState {
+  readonly listener: OwnedListener;
+  readonly deadline: number;
+  reader: RequestHeadReader | null;
+}
+
+type HeadSocket = Socket & { [kState]?: HeadState };
+
+export class OwnedListener {
+  readonly server: NetServer;
+  readonly #target: UpgradeTarget;
+  readonly #options: OwnedListenerOptions;
+  /** Connections still sending their request head. */
+  readonly #reading = new Set<HeadSocket>();
+  #sweep: NodeJS.Timeout | null = null;
+  /** Where plain HTTP requests go (created on first need). */
+  #http: HttpServer | null = null;
+
+  constructor(target: UpgradeTarget, options: OwnedListenerOptions) {
+    this.#target = target;
+    this.#options = options;
+    this.server = new NetServer({ noDelay: true }, (socket) => this.#connection(socket));
+  }
+
+  listen(port: number, host: string): Promise<AddressInfo> {
+    const server = this.server;
+    return new Promise((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve(server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /**
+   * Stops accepting connections and ends those still sending a head; plain
+   * HTTP connections that are idle are closed. Resolves once the listening
+   * socket is closed and every connection it accepted has ended.
+   */
+  close(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const socket of this.#reading) {
+      this.#stopReading(socket);
+      refuse(socket, 503, 'server is shutting down');
+    }
+    this.#http?.closeIdleConnections();
+    return closed;
+  }
+
+  /** Cuts every connection still owned by the plain HTTP side (the end of a shutdown). */
+  closeAllConnections(): void {
+    const http = this.#http;
+    if (http === null) return;
+    http.closeAllConnections();
+    // Stops its timeout sweep (it has no listening socket to close).
+    http.close();
+    detachRouter(http, this.#target);
+  }
+
+  #connection(socket: HeadSocket): void {
+    socket.on('error', ignoreError);
+    socket[kState] = { listener: this, deadline: Date.now() + this.#options.handshakeTimeout, reader: null };
+    this.#reading.add(socket);
+    socket.on('data', onHeadData);
+    socket.on('close', onHeadClose);
+    if (this.#sweep === null) {
+      const every = Math.max(10, Math.min(1000, this.#options.handshakeTimeout / 2));
+      this.#sweep = setInterval(() => this.#expire(), every);
+      this.#sweep.unref();
+    }
+  }
+
+  /** Answers 408 to connections whose head did not arrive in time. */
+  #expire(): void {
+    const now = Date.now();
+    for (const socket of this.#reading) {
+      if (socket[kState]!.deadline > now) continue;
+      this.#stopReading(socket);
+      refuse(socket, 408, 'request timeout');
+    }
+  }
+
+  #stopReading(socket: HeadSocket): void {
+    socket.removeListener('data', onHeadData);
+    socket.removeListener('close', onHeadClose);
+    socket[kState] = undefined;
+    this.#forget(socket);
+  }
+
+  /** @internal */
+  forget(socket: HeadSocket): void {
+    socket[kState] = undefined;
+    this.#forget(socket);
+  }
+
+  #forget(socket: HeadSocket): void {
+    this.#reading.delete(socket);
+    if (this.#reading.size === 0 && this.#sweep !== null) {
+      clearInterval(this.#sweep);
+      this.#sweep = null;
+    }
+  }
+
+  /** @internal Bytes of a head arrived. */
+  headData(socket: HeadSocket, state: HeadState, chunk: Buffer): void {
+    const reader = (state.reader ??= new RequestHeadReader({ maxHeadSize: this.#options.maxHeaderSize, allowContent: true }));
+    const result = reader.push(chunk);
+    if (result === null) return;
+    // The head is complete (or refused): whatever follows is the next layer's.
+    socket.pause();
+    this.#stopReading(socket);
+    if (result.error !== undefined) {
+      refuse(socket, result.error.status, result.error.reason);
+      return;
+    }
+    const head = result.head;
+    const h = head.headers;
+    if (h.upgrade !== undefined || h['sec-websocket-key'] !== undefined) {
+      const req = upgradeRequest(socket, head);
+      // A handshake carries no content (RFC 6455 §4.1 makes it a GET): one
+      // that announces some would have it read as frames.
+      const content = contentError(h);
+      if (content !== null) return refuse(socket, content.status, content.reason, undefined, req);
+      if (!this.#target.matches(req)) return refuse(socket, 404, 'no WebSocket endpoint at this path', undefined, req);
+      // Not resumed here: the connection starts reading once it is open.
+      this.#target.handleUpgrade(req, socket, reader.rest());
+      return;
+    }
+    this.#toHttp(socket, reader.received());
+  }
+
+  /** Hands a connection, and the bytes read from it so far, to the plain HTTP server. */
+  #toHttp(socket: Socket, received: Buffer): void {
+    let http = this.#http;
+    if (http === null) {
+      const { maxHeaderSize, handshakeTimeout, onRequest } = this.#options;
+      http = this.#http = createListenServer({ maxHeaderSize, handshakeTimeout }, onRequest);
+      // A later request on a kept-alive connection may be a handshake.
+      attachRouter(http, this.#target);
+      // It never listens itself: what Node's HTTP server sets up on
+      // 'listening' (the list of its connections, for closeIdleConnections
+      // and closeAllConnections, and the sweep of its request timeouts) is
+      // needed all the same.
+      http.emit('listening');
+    }
+    socket.removeListener('error', ignoreError);
+    // Node's HTTP server reads a socket straight from its handle unless the
+    // socket was consumed before; the bytes given back here must be parsed
+    // before anything read after them, so reading stays in JavaScript.
+    const handle = (socket as unknown as { _handle?: { _consumed?: boolean } | null })._handle;
+    if (handle != null) handle._consumed = true;
+    socket.unshift(received);
+    http.emit('connection', socket);
+    socket.resume();
+  }
+}
+
+function onHeadData(this: HeadSocket, chunk: Buffer): void {
+  const state = this[kState];
+  if (state !== undefined) state.listener.headData(this, state, chunk);
+}
+
+function onHeadClose(this: HeadSocket): void {
+  this[kState]?.listener.forget(this);
+}
+
+/** The `IncomingMessage` an upgrade hook sees, built from a head this side parsed. */
+function upgradeRequest(socket: Socket, head: RequestHead): IncomingMessage {
+  const req = new IncomingMessage(socket);
+  req.method = head.method;
+  req.url = head.target;
+  req.httpVersion = head.httpVersion;
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = head.httpVersion === '1.0' ? 0 : 1;
+  req.headers = head.headers;
+  req.rawHeaders = head.rawHeaders;
+  req.complete = true;
+  (req as IncomingMessage & { upgrade: boolean }).upgrade = true;
+  return req;
+}
