@@ -3,7 +3,7 @@
  * to the WebSocketServers attached to it, the standalone HTTP server of
  * `listen()`, and refusing a handshake with an HTTP status.
  */
-import { type IncomingMessage, type RequestListener, type Server as HttpServer, createServer } from 'node:http';
+import { type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse, createServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
@@ -58,6 +58,19 @@ export function detachRouter(server: AnyHttpServer, target: UpgradeTarget): void
 }
 
 function routeUpgrade(this: HttpServer, req: IncomingMessage, socket: Duplex, head: Buffer): void {
+  // A handshake pipelined behind a plain request on a kept-alive connection:
+  // Node emits 'upgrade' while that request's response may still be under
+  // way. Responses go in request order (RFC 9112 §9.3.2), so the 101 waits
+  // for the earlier response to finish; one that never finishes (its
+  // connection closed) takes the handshake with it.
+  const earlier = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (earlier != null && !earlier.writableFinished) {
+    socket.pause();
+    earlier.once('finish', () => {
+      if (!socket.destroyed) routeUpgrade.call(this, req, socket, head);
+    });
+    return;
+  }
   const set = registry.routers.get(this);
   if (set !== undefined) {
     for (const wss of set) {
@@ -147,7 +160,10 @@ function destroyDuplex(socket: Duplex): void {
 export function ignoreError(): void {}
 
 function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  if (!socket.writable || (socket as Socket).bytesWritten > 0) {
+  // A status can still be sent unless a response is under way on this
+  // connection (after one on a kept-alive connection, it can).
+  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (!socket.writable || (inFlight != null && inFlight.headersSent)) {
     socket.destroy();
     return;
   }

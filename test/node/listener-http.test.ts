@@ -113,7 +113,7 @@ describe('listen() with onRequest: plain HTTP handed to node:http with the bytes
 });
 
 describe('listen() with onRequest: later heads on a kept-alive connection are bounded too', () => {
-  it('a second head over maxHeaderSize is not served and its connection is closed', async (t) => {
+  it('a second head over maxHeaderSize is not served: 431, then its connection is closed', async (t) => {
     const urls: string[] = [];
     const { s, port } = await listenOwned(t, { maxHeaderSize: 1024 }, (req, res) => {
       urls.push(req.url ?? '');
@@ -123,16 +123,18 @@ describe('listen() with onRequest: later heads on a kept-alive connection are bo
     await peer.write(get('/small'));
     assert.equal((await peer.readResponse()).status, 200);
     await peer.write(get('/big', `X-Pad: ${'p'.repeat(3000)}\r\n`));
+    assert.equal((await peer.readResponse()).status, 431);
     await assertClosedByServer(peer);
     assert.deepEqual(urls, ['/small']);
   });
 
-  it('a second head that stalls past handshakeTimeout has its connection closed', async (t) => {
+  it('a second head that stalls past handshakeTimeout: 408, then its connection is closed', async (t) => {
     const { s, port } = await listenOwned(t, { handshakeTimeout: 300 }, echoRequest);
     const peer = await connectNoDelay(s, port);
     await peer.write(get('/one'));
     assert.equal((await peer.readResponse()).status, 200);
     await peer.write(get('/two').slice(0, 12));
+    assert.equal((await peer.readResponse(8_000)).status, 408);
     await assertClosedByServer(peer, 8_000);
   });
 });
