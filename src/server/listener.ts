@@ -112,9 +112,11 @@ export class OwnedListener {
     }
   }
 
+  /** Ends this side's part: whoever takes the socket next (a refusal, the handshake, node:http) adds its own error listener. */
   #stopReading(socket: HeadSocket): void {
     socket.removeListener('data', onHeadData);
     socket.removeListener('close', onHeadClose);
+    socket.removeListener('error', ignoreError);
     socket[kState] = undefined;
     this.#forget(socket);
   }
@@ -175,7 +177,6 @@ export class OwnedListener {
       // needed all the same.
       http.emit('listening');
     }
-    socket.removeListener('error', ignoreError);
     // Node's HTTP server reads a socket straight from its handle unless the
     // socket was consumed before; the bytes given back here must be parsed
     // before anything read after them, so reading stays in JavaScript.
