@@ -26,23 +26,24 @@ export interface OwnedListenerOptions {
   onRequest: RequestListener | undefined;
 }
 
-const kState = Symbol('fullduplex.headState');
-
-/** A connection whose request head is being read. */
+/**
+ * A connection whose request head is being read. Its listeners are closures
+ * that live only as long as the head does: an open connection keeps no
+ * trace of this phase (no property on the socket).
+ */
 interface HeadState {
-  readonly listener: OwnedListener;
   readonly deadline: number;
   reader: RequestHeadReader | null;
+  readonly onData: (chunk: Buffer) => void;
+  readonly onClose: () => void;
 }
-
-type HeadSocket = Socket & { [kState]?: HeadState };
 
 export class OwnedListener {
   readonly server: NetServer;
   readonly #target: UpgradeTarget;
   readonly #options: OwnedListenerOptions;
   /** Connections still sending their request head. */
-  readonly #reading = new Set<HeadSocket>();
+  readonly #reading = new Map<Socket, HeadState>();
   #sweep: NodeJS.Timeout | null = null;
   /** Where plain HTTP requests go (created on first need). */
   #http: HttpServer | null = null;
@@ -71,8 +72,8 @@ export class OwnedListener {
    */
   close(): Promise<void> {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
-    for (const socket of this.#reading) {
-      this.#stopReading(socket);
+    for (const [socket, state] of this.#reading) {
+      this.#stopReading(socket, state);
       refuse(socket, 503, 'server is shutting down');
     }
     this.#http?.closeIdleConnections();
@@ -89,12 +90,17 @@ export class OwnedListener {
     detachRouter(http, this.#target);
   }
 
-  #connection(socket: HeadSocket): void {
+  #connection(socket: Socket): void {
     socket.on('error', ignoreError);
-    socket[kState] = { listener: this, deadline: Date.now() + this.#options.handshakeTimeout, reader: null };
-    this.#reading.add(socket);
-    socket.on('data', onHeadData);
-    socket.on('close', onHeadClose);
+    const state: HeadState = {
+      deadline: Date.now() + this.#options.handshakeTimeout,
+      reader: null,
+      onData: (chunk) => this.#headData(socket, state, chunk),
+      onClose: () => this.#forget(socket),
+    };
+    this.#reading.set(socket, state);
+    socket.on('data', state.onData);
+    socket.on('close', state.onClose);
     if (this.#sweep === null) {
       const every = Math.max(10, Math.min(1000, this.#options.handshakeTimeout / 2));
       this.#sweep = setInterval(() => this.#expire(), every);
@@ -105,29 +111,22 @@ export class OwnedListener {
   /** Answers 408 to connections whose head did not arrive in time. */
   #expire(): void {
     const now = Date.now();
-    for (const socket of this.#reading) {
-      if (socket[kState]!.deadline > now) continue;
-      this.#stopReading(socket);
+    for (const [socket, state] of this.#reading) {
+      if (state.deadline > now) continue;
+      this.#stopReading(socket, state);
       refuse(socket, 408, 'request timeout');
     }
   }
 
   /** Ends this side's part: whoever takes the socket next (a refusal, the handshake, node:http) adds its own error listener. */
-  #stopReading(socket: HeadSocket): void {
-    socket.removeListener('data', onHeadData);
-    socket.removeListener('close', onHeadClose);
+  #stopReading(socket: Socket, state: HeadState): void {
+    socket.removeListener('data', state.onData);
+    socket.removeListener('close', state.onClose);
     socket.removeListener('error', ignoreError);
-    socket[kState] = undefined;
     this.#forget(socket);
   }
 
-  /** @internal */
-  forget(socket: HeadSocket): void {
-    socket[kState] = undefined;
-    this.#forget(socket);
-  }
-
-  #forget(socket: HeadSocket): void {
+  #forget(socket: Socket): void {
     this.#reading.delete(socket);
     if (this.#reading.size === 0 && this.#sweep !== null) {
       clearInterval(this.#sweep);
@@ -135,14 +134,14 @@ export class OwnedListener {
     }
   }
 
-  /** @internal Bytes of a head arrived. */
-  headData(socket: HeadSocket, state: HeadState, chunk: Buffer): void {
+  /** Bytes of a head arrived. */
+  #headData(socket: Socket, state: HeadState, chunk: Buffer): void {
     const reader = (state.reader ??= new RequestHeadReader({ maxHeadSize: this.#options.maxHeaderSize, allowContent: true }));
     const result = reader.push(chunk);
     if (result === null) return;
     // The head is complete (or refused): whatever follows is the next layer's.
     socket.pause();
-    this.#stopReading(socket);
+    this.#stopReading(socket, state);
     if (result.error !== undefined) {
       refuse(socket, result.error.status, result.error.reason);
       return;
@@ -186,15 +185,6 @@ export class OwnedListener {
     http.emit('connection', socket);
     socket.resume();
   }
-}
-
-function onHeadData(this: HeadSocket, chunk: Buffer): void {
-  const state = this[kState];
-  if (state !== undefined) state.listener.headData(this, state, chunk);
-}
-
-function onHeadClose(this: HeadSocket): void {
-  this[kState]?.listener.forget(this);
 }
 
 /** The `IncomingMessage` an upgrade hook sees, built from a head this side parsed. */

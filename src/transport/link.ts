@@ -19,13 +19,13 @@ import type { ProtocolError } from '../protocol/errors.js';
 import { ReadyState } from '../protocol/ready-state.js';
 import { watchDeflateIdle } from './deflate-idle.js';
 import { flushOutput, queueFlush } from './output.js';
-import { type ChunkReceiver, startReading } from './reader.js';
+import { type ChunkReceiver, kReceiver, startReading } from './reader.js';
 
 /** Learns that a send reached the kernel (`error` null) or never will (the connection died first). */
 export type SendCallback = (error: Error | null) => void;
 
-const kLink = Symbol('fullduplex.link');
-type TaggedStream = Duplex & { [kLink]?: Link };
+// The stream's slot for its receiver (reader.ts) holds the link itself.
+type TaggedStream = Duplex & { [kReceiver]?: Link };
 
 // Bit flags, in one field to keep the per-connection object small.
 const IN_RECEIVE = 1; // inside a receive pass: the pass flushes once at its end
@@ -56,7 +56,7 @@ export abstract class Link implements ConnectionEvents, ChunkReceiver {
     this.stream = stream;
     this.conn = new Connection(this, options);
     if (options.deflate !== undefined) watchDeflateIdle();
-    (stream as TaggedStream)[kLink] = this;
+    (stream as TaggedStream)[kReceiver] = this;
     stream.on('end', onStreamEnd);
     stream.on('close', onStreamClose);
     stream.on('error', onStreamError);
@@ -290,7 +290,7 @@ export abstract class Link implements ConnectionEvents, ChunkReceiver {
     this.callbacks = null;
     if (callbacks !== null) failCallbacks(callbacks);
     this.conn.release();
-    (this.stream as TaggedStream)[kLink] = undefined;
+    (this.stream as TaggedStream)[kReceiver] = undefined;
     this.transportClosed();
   }
 
@@ -340,20 +340,20 @@ function failCallbacks(callbacks: SendCallback[]): void {
 // Shared listeners: `this` is the stream, which carries its link.
 
 function onStreamEnd(this: TaggedStream): void {
-  this[kLink]?.streamEnded();
+  this[kReceiver]?.streamEnded();
 }
 
 function onStreamClose(this: TaggedStream): void {
-  this[kLink]?.streamClosed();
+  this[kReceiver]?.streamClosed();
 }
 
 function onStreamError(this: TaggedStream, error: Error): void {
   // 'close' follows every 'error'; the side learns of the close there.
-  this[kLink]?.streamErrored(error);
+  this[kReceiver]?.streamErrored(error);
 }
 
 function onStreamDrain(this: TaggedStream): void {
-  this[kLink]?.drained();
+  this[kReceiver]?.drained();
 }
 
 function destroyStream(stream: Duplex): void {

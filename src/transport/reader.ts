@@ -29,7 +29,12 @@ export interface ChunkReceiver {
 /** Size of the shared read buffer (when it cannot live in WebAssembly memory): the most one read takes. */
 const READ_BUFFER_SIZE = 256 * 1024;
 
-const kReceiver = Symbol('fullduplex.receiver');
+/**
+ * The one slot a stream carries for this library: its receiver. A `Link`
+ * sets it to itself when it takes the stream (and finds itself there from
+ * its stream listeners), so reading adds no second property to the socket.
+ */
+export const kReceiver = Symbol('fullduplex.receiver');
 type ReadingStream = Duplex & { [kReceiver]?: ChunkReceiver };
 
 interface UserBufferHooks {
