@@ -63,8 +63,8 @@ function routeUpgrade(this: HttpServer, req: IncomingMessage, socket: Duplex, he
   // way. Responses go in request order (RFC 9112 §9.3.2), so the 101 waits
   // for the earlier response to finish; one that never finishes (its
   // connection closed) takes the handshake with it.
-  const earlier = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (earlier != null && !earlier.writableFinished) {
+  const earlier = responseOn(socket);
+  if (earlier !== null && !earlier.writableFinished) {
     socket.pause();
     earlier.once('finish', () => {
       if (!socket.destroyed) routeUpgrade.call(this, req, socket, head);
@@ -162,8 +162,8 @@ export function ignoreError(): void {}
 function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   // A status can still be sent unless a response is under way on this
   // connection (after one on a kept-alive connection, it can).
-  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (!socket.writable || (inFlight != null && inFlight.headersSent)) {
+  const inFlight = responseOn(socket);
+  if (!socket.writable || (inFlight !== null && inFlight.headersSent)) {
     socket.destroy();
     return;
   }
@@ -171,4 +171,9 @@ function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   if (code === 'HPE_HEADER_OVERFLOW') refuse(socket, 431, 'request header fields too large');
   else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') refuse(socket, 408, 'request timeout');
   else refuse(socket, 400, 'bad request');
+}
+
+/** The response Node's HTTP server is writing on `socket`, if any (its `_httpMessage`, kept until the response finishes). */
+function responseOn(socket: Duplex): ServerResponse | null {
+  return (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage ?? null;
 }

@@ -154,7 +154,6 @@ export class OwnedListener {
       // that announces some would have it read as frames.
       const content = contentError(h);
       if (content !== null) return refuse(socket, content.status, content.reason, undefined, req);
-      if (!this.#target.matches(req)) return refuse(socket, 404, 'no WebSocket endpoint at this path', undefined, req);
       // Not resumed here: the connection starts reading once it is open.
       this.#target.handleUpgrade(req, socket, reader.rest());
       return;
