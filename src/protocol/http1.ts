@@ -88,6 +88,11 @@ const HOST = /^(?:\[[0-9A-Za-z.:_~!$&'()*+,;=%-]+\]|(?:[0-9A-Za-z._~!$&'()*+,;=-
  * the head or the error. Errors are found as early as the bytes allow (a bad
  * request line fails before the headers arrive). After a result, the bytes
  * that followed the head are `rest()`.
+ *
+ * The bytes are scanned as a latin1 string (one character per byte, so
+ * offsets are byte offsets): one conversion per piece, and every name and
+ * value is a slice of it, where reading each out of the buffer would cost a
+ * native call apiece.
  */
 export class RequestHeadReader {
   private readonly maxHead: number;
@@ -95,7 +100,10 @@ export class RequestHeadReader {
   private readonly maxHeaders: number;
   private readonly methods: readonly string[] | undefined;
   private readonly allowContent: boolean;
-  private buf: Buffer = Buffer.alloc(0);
+  /** The pieces as pushed (kept only when more than one arrives, or one the caller may reuse). */
+  private pieces: Buffer[] = [];
+  /** Every byte pushed so far, as latin1. */
+  private text = '';
   /** Where the current line starts, and how far it was scanned for LF. */
   private lineStart = 0;
   private scanned = 0;
@@ -115,53 +123,58 @@ export class RequestHeadReader {
     this.allowContent = limits.allowContent === true;
   }
 
-  /** Adds bytes; the result once there is one (then the same result on every later call). */
-  push(chunk: Uint8Array): HeadResult | null {
-    if (this.result !== null) {
-      this.buf = Buffer.concat([this.buf, chunk]);
-      return this.result;
-    }
-    this.buf = this.buf.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.buf, chunk]);
+  /**
+   * Adds bytes; the result once there is one (then the same result on every
+   * later call). An `owned` chunk is one nobody writes to again: it is kept
+   * as it is instead of copied.
+   */
+  push(chunk: Uint8Array, owned = false): HeadResult | null {
+    const piece = owned && Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+    this.pieces.push(piece);
+    if (this.result !== null) return this.result;
+    this.text += piece.toString('latin1');
     this.result = this.scan();
     return this.result;
   }
 
   /** Every byte pushed so far, the head included. */
   received(): Buffer {
-    return this.buf;
+    const pieces = this.pieces;
+    if (pieces.length > 1) this.pieces = [Buffer.concat(pieces)];
+    return this.pieces[0] ?? Buffer.alloc(0);
   }
 
   /** The bytes after the head (empty until the head is complete). */
   rest(): Buffer {
-    return this.result?.head !== undefined ? this.buf.subarray(this.result.head.size) : Buffer.alloc(0);
+    return this.result?.head !== undefined ? this.received().subarray(this.result.head.size) : Buffer.alloc(0);
   }
 
   private scan(): HeadResult | null {
-    const buf = this.buf;
+    const text = this.text;
     for (;;) {
-      const lf = buf.indexOf(LF, this.scanned);
+      const lf = text.indexOf('\n', this.scanned);
       if (lf < 0) {
-        this.scanned = buf.length;
-        return this.tooLong(buf.length);
+        this.scanned = text.length;
+        return this.tooLong(text.length);
       }
       if (lf + 1 > this.maxHead) return this.tooLong(lf + 1);
       // RFC 9112 §2.2: the line terminator is CR LF; a bare LF is not accepted here.
-      if (lf === this.lineStart || buf[lf - 1] !== CR) return fail(400, 'line ended by LF without CR (RFC 9112 §2.2)');
+      if (lf === this.lineStart || text.charCodeAt(lf - 1) !== CR) return fail(400, 'line ended by LF without CR (RFC 9112 §2.2)');
       const start = this.lineStart;
       const end = lf - 1;
       this.lineStart = this.scanned = lf + 1;
       // RFC 9112 §2.2: a CR anywhere else in a line is a bare CR.
-      const cr = buf.indexOf(CR, start);
+      const cr = text.indexOf('\r', start);
       if (cr < end) return fail(400, 'bare CR (RFC 9112 §2.2)');
       if (this.method === '') {
         // RFC 9112 §2.2: empty lines before the request line are ignored.
         if (end === start) continue;
-        const line = this.requestLine(start, end);
+        const line = this.requestLine(text, start, end);
         if (line !== null) return line;
         continue;
       }
       if (end === start) return this.finish(lf + 1);
-      const field = this.fieldLine(start, end);
+      const field = this.fieldLine(text, start, end);
       if (field !== null) return field;
     }
   }
@@ -176,56 +189,59 @@ export class RequestHeadReader {
   }
 
   /** request-line = method SP request-target SP HTTP-version (RFC 9112 §3). */
-  private requestLine(start: number, end: number): HeadResult | null {
-    const buf = this.buf;
+  private requestLine(text: string, start: number, end: number): HeadResult | null {
     let i = start;
-    while (i < end && TCHAR[buf[i]!] === 1) i++;
-    if (i === start || i === end || buf[i] !== SP) return fail(400, 'malformed method (RFC 9112 §3.1)');
-    const method = buf.toString('latin1', start, i);
+    while (i < end && TCHAR[text.charCodeAt(i)] === 1) i++;
+    if (i === start || i === end || text.charCodeAt(i) !== SP) return fail(400, 'malformed method (RFC 9112 §3.1)');
+    const method = text.slice(start, i);
     const t0 = ++i;
-    while (i < end && buf[i]! > SP && buf[i]! < 0x7f) i++;
-    if (i === t0 || i === end || buf[i] !== SP) return fail(400, 'malformed request-target (RFC 9112 §3.2)');
+    for (let c = text.charCodeAt(i); i < end && c > SP && c < DEL; c = text.charCodeAt(++i));
+    if (i === t0 || i === end || text.charCodeAt(i) !== SP) return fail(400, 'malformed request-target (RFC 9112 §3.2)');
     if (i - t0 > this.maxTarget) return fail(414, `request-target over ${this.maxTarget} characters (RFC 9112 §3)`);
-    const target = buf.toString('latin1', t0, i);
-    const version = /^HTTP\/([0-9])\.([0-9])$/.exec(buf.toString('latin1', i + 1, end));
-    if (version === null) return fail(400, 'malformed HTTP-version (RFC 9112 §2.3)');
+    const target = text.slice(t0, i);
+    // HTTP-version = "HTTP/" DIGIT "." DIGIT (RFC 9112 §2.3)
+    const major = text.charCodeAt(i + 6);
+    const minor = text.charCodeAt(i + 8);
+    if (end - i !== 9 || !text.startsWith('HTTP/', i + 1) || !isDigit(major) || text.charCodeAt(i + 7) !== 0x2e || !isDigit(minor)) {
+      return fail(400, 'malformed HTTP-version (RFC 9112 §2.3)');
+    }
     // RFC 9110 §15.6.6: a major version we do not speak.
-    if (version[1] !== '1') return fail(505, `HTTP/${version[1]}.${version[2]} is not supported`);
+    if (major !== 0x31) return fail(505, `HTTP/${text[i + 6]}.${text[i + 8]} is not supported`);
     const form = targetForm(method, target);
     if (form !== null) return fail(400, form);
     if (this.methods !== undefined && !this.methods.includes(method)) return fail(405, `method ${method} not allowed`);
     this.method = method;
     this.target = target;
-    this.httpVersion = `1.${version[2]}`;
+    this.httpVersion = minor === 0x31 ? '1.1' : minor === 0x30 ? '1.0' : `1.${text[i + 8]}`;
     return null;
   }
 
   /** field-line = field-name ":" OWS field-value OWS (RFC 9112 §5). */
-  private fieldLine(start: number, end: number): HeadResult | null {
-    const buf = this.buf;
-    const first = buf[start]!;
+  private fieldLine(text: string, start: number, end: number): HeadResult | null {
+    const first = text.charCodeAt(start);
     // RFC 9112 §5.2 (obs-fold) and §2.2 (whitespace before the first field).
     if (first === SP || first === HTAB) return fail(400, 'folded or indented field line (RFC 9112 §5.2)');
     if (++this.count > this.maxHeaders) return fail(431, `more than ${this.maxHeaders} header fields`);
     let i = start;
-    while (i < end && TCHAR[buf[i]!] === 1) i++;
-    if (i === end || buf[i] !== COLON) {
-      const b = buf[i];
+    let upper = false;
+    for (let c = first; i < end && TCHAR[c] === 1; c = text.charCodeAt(++i)) if (c <= 0x5a && c >= 0x41) upper = true;
+    if (i === end || text.charCodeAt(i) !== COLON) {
+      const b = text.charCodeAt(i);
       if (b === SP || b === HTAB) return fail(400, 'whitespace between field name and colon (RFC 9112 §5.1)');
       return fail(400, 'malformed field name (RFC 9110 §5.1)');
     }
     if (i === start) return fail(400, 'empty field name (RFC 9110 §5.1)');
-    const rawName = buf.toString('latin1', start, i);
-    const name = rawName.toLowerCase();
+    const rawName = text.slice(start, i);
+    const name = upper ? rawName.toLowerCase() : rawName;
     let v0 = i + 1;
     let v1 = end;
-    while (v0 < v1 && (buf[v0] === SP || buf[v0] === HTAB)) v0++;
-    while (v1 > v0 && (buf[v1 - 1] === SP || buf[v1 - 1] === HTAB)) v1--;
+    for (let c = text.charCodeAt(v0); v0 < v1 && (c === SP || c === HTAB); c = text.charCodeAt(++v0));
+    for (let c = text.charCodeAt(v1 - 1); v1 > v0 && (c === SP || c === HTAB); c = text.charCodeAt(--v1 - 1));
     for (let j = v0; j < v1; j++) {
-      const b = buf[j]!;
+      const b = text.charCodeAt(j);
       if ((b < SP && b !== HTAB) || b === DEL) return fail(400, `control character in field ${name} (RFC 9110 §5.5)`);
     }
-    const value = buf.toString('latin1', v0, v1);
+    const value = text.slice(v0, v1);
     this.rawHeaders.push(rawName, value);
     const before = this.headers[name];
     if (before !== undefined) {
@@ -251,6 +267,8 @@ export class RequestHeadReader {
     return { head: { method: this.method, target: this.target, httpVersion: this.httpVersion, headers: h, rawHeaders: this.rawHeaders, size } };
   }
 }
+
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 
 /**
  * Why a head is refused by a reader of heads only: it announces content

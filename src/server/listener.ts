@@ -137,7 +137,8 @@ export class OwnedListener {
   /** Bytes of a head arrived. */
   #headData(socket: Socket, state: HeadState, chunk: Buffer): void {
     const reader = (state.reader ??= new RequestHeadReader({ maxHeadSize: this.#options.maxHeaderSize, allowContent: true }));
-    const result = reader.push(chunk);
+    // A 'data' chunk is the reader's to keep: nothing writes to it again.
+    const result = reader.push(chunk, true);
     if (result === null) return;
     // The head is complete (or refused): whatever follows is the next layer's.
     socket.pause();
