@@ -53,7 +53,7 @@ const SERVERS = {
   ws: { script: 'servers/ws.mjs', label: 'ws' },
   uws: { script: 'servers/uws.mjs', label: 'uWebSockets.js' },
   net: { script: 'servers/net.mjs', label: 'net (plain TCP echo)', raw: true },
-  netws: { script: 'servers/netws.mjs', label: 'bare net.Server handshake floor (no library)' },
+  netws: { script: 'servers/netws.mjs', label: 'bare net.Server floor (no library)' },
   floor: { script: 'servers/floor.mjs', label: 'Node socket floor (101, nothing kept)' },
   // --baseline <dist dir>: the same server on another build, run right after fullduplex in every round
   baseline: { script: 'servers/fullduplex.mjs', label: 'fullduplex (baseline build)', env: { FULLDUPLEX_DIST: opt.baseline ?? '' } },
@@ -89,7 +89,7 @@ const broadcast = (subs, single) => ({
   title: `Broadcast 16 B to ${subs.toLocaleString('en-US')} subscribers, ${single ? 'one broadcast in flight' : 'batched (bursts of ~100,000 deliveries)'}`,
   kind: 'loadgen',
   serverMode: 'broadcast',
-  servers: ['fullduplex', 'ws', 'uws'],
+  servers: ['fullduplex', 'ws', 'uws', ...(single ? ['netws'] : [])],
   args: ['--mode', 'broadcast', '--conns', subs, '--size', 16, ...(single ? ['--burst', 1] : [])],
   primary: { key: 'deliveriesPerSec', label: 'deliveries/s', better: 'higher' },
   columns: [
@@ -98,7 +98,7 @@ const broadcast = (subs, single) => ({
     COL.srvPct,
     COL.lgPct,
   ],
-  note: `A subscriber sends \`publish:<n>:16\`; the server publishes n messages to every subscriber (fullduplex: server.publish; ws: a loop over wss.clients calling send; uWS: app.publish). The next trigger goes out when every subscriber has checked all n. ${single ? 'Here n = 1: one publish per trigger, each in an event-loop turn of its own.' : 'Here n = 100,000 / subscribers.'}`,
+  note: `A subscriber sends \`publish:<n>:16\`; the server publishes n messages to every subscriber (fullduplex: server.publish; ws: a loop over wss.clients calling send; uWS: app.publish${single ? '; the bare net.Server floor: one socket.write of a prebuilt frame per subscriber, the least any server on Node\'s public API does' : ''}). The next trigger goes out when every subscriber has checked all n. ${single ? 'Here n = 1: one publish per trigger, each in an event-loop turn of its own.' : 'Here n = 100,000 / subscribers.'}`,
 });
 
 const echo = (name, title, { conns, inflight, size, primary, columns }) => ({
