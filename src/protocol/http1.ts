@@ -89,10 +89,11 @@ const HOST = /^(?:\[[0-9A-Za-z.:_~!$&'()*+,;=%-]+\]|(?:[0-9A-Za-z._~!$&'()*+,;=-
  * request line fails before the headers arrive). After a result, the bytes
  * that followed the head are `rest()`.
  *
- * The bytes are scanned as a latin1 string (one character per byte, so
- * offsets are byte offsets): one conversion per piece, and every name and
- * value is a slice of it, where reading each out of the buffer would cost a
- * native call apiece.
+ * The bytes are kept and scanned as a latin1 string (one character per
+ * byte, so offsets are byte offsets): one conversion per piece, which also
+ * frees the caller's buffer at once (it may be a read buffer shared by every
+ * socket), and every name and value is a slice of it, where reading each out
+ * of a buffer would cost a native call apiece.
  */
 export class RequestHeadReader {
   private readonly maxHead: number;
@@ -100,9 +101,7 @@ export class RequestHeadReader {
   private readonly maxHeaders: number;
   private readonly methods: readonly string[] | undefined;
   private readonly allowContent: boolean;
-  /** The pieces as pushed (kept only when more than one arrives, or one the caller may reuse). */
-  private pieces: Buffer[] = [];
-  /** Every byte pushed so far, as latin1. */
+  /** Every byte pushed so far, as latin1 (one character per byte: the bytes come back from it exactly). */
   private text = '';
   /** Where the current line starts, and how far it was scanned for LF. */
   private lineStart = 0;
@@ -125,28 +124,23 @@ export class RequestHeadReader {
 
   /**
    * Adds bytes; the result once there is one (then the same result on every
-   * later call). An `owned` chunk is one nobody writes to again: it is kept
-   * as it is instead of copied.
+   * later call). The reader keeps no view of `chunk`: the caller may reuse it.
    */
-  push(chunk: Uint8Array, owned = false): HeadResult | null {
-    const piece = owned && Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
-    this.pieces.push(piece);
-    if (this.result !== null) return this.result;
-    this.text += piece.toString('latin1');
-    this.result = this.scan();
+  push(chunk: Uint8Array): HeadResult | null {
+    this.text += latin1(chunk);
+    if (this.result === null) this.result = this.scan();
     return this.result;
   }
 
   /** Every byte pushed so far, the head included. */
   received(): Buffer {
-    const pieces = this.pieces;
-    if (pieces.length > 1) this.pieces = [Buffer.concat(pieces)];
-    return this.pieces[0] ?? Buffer.alloc(0);
+    return Buffer.from(this.text, 'latin1');
   }
 
   /** The bytes after the head (empty until the head is complete). */
   rest(): Buffer {
-    return this.result?.head !== undefined ? this.received().subarray(this.result.head.size) : Buffer.alloc(0);
+    const head = this.result?.head;
+    return head !== undefined && head.size < this.text.length ? Buffer.from(this.text.slice(head.size), 'latin1') : Buffer.alloc(0);
   }
 
   private scan(): HeadResult | null {
@@ -269,6 +263,9 @@ export class RequestHeadReader {
 }
 
 const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+
+const latin1 = (bytes: Uint8Array): string =>
+  (Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).toString('latin1');
 
 /**
  * Why a head is refused by a reader of heads only: it announces content

@@ -15,6 +15,7 @@
 import { IncomingMessage, type RequestListener, type Server as HttpServer } from 'node:http';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
 import { contentError, type RequestHead, RequestHeadReader } from '../protocol/http1.js';
+import { type ChunkReceiver, startReading, stopReading } from '../transport/reader.js';
 import { type UpgradeTarget, attachRouter, createListenServer, detachRouter, ignoreError, refuse } from './http.js';
 
 export interface OwnedListenerOptions {
@@ -27,14 +28,14 @@ export interface OwnedListenerOptions {
 }
 
 /**
- * A connection whose request head is being read. Its listeners are closures
+ * A connection whose request head is being read: the receiver of its reads
+ * (into the shared read buffer, as an open connection's are), and closures
  * that live only as long as the head does: an open connection keeps no
- * trace of this phase (no property on the socket).
+ * trace of this phase.
  */
-interface HeadState {
+interface HeadState extends ChunkReceiver {
   readonly deadline: number;
   reader: RequestHeadReader | null;
-  readonly onData: (chunk: Buffer) => void;
   readonly onClose: () => void;
 }
 
@@ -95,12 +96,12 @@ export class OwnedListener {
     const state: HeadState = {
       deadline: Date.now() + this.#options.handshakeTimeout,
       reader: null,
-      onData: (chunk) => this.#headData(socket, state, chunk),
+      receiveChunk: (chunk) => this.#headData(socket, state, chunk),
       onClose: () => this.#forget(socket),
     };
     this.#reading.set(socket, state);
-    socket.on('data', state.onData);
     socket.on('close', state.onClose);
+    startReading(socket, state);
     if (this.#sweep === null) {
       const every = Math.max(10, Math.min(1000, this.#options.handshakeTimeout / 2));
       this.#sweep = setInterval(() => this.#expire(), every);
@@ -118,9 +119,12 @@ export class OwnedListener {
     }
   }
 
-  /** Ends this side's part: whoever takes the socket next (a refusal, the handshake, node:http) adds its own error listener. */
+  /**
+   * Ends this side's part: whoever takes the socket next (a refusal, the
+   * handshake, node:http) adds its own error listener; bytes that still
+   * arrive for this phase (after a refusal) are dropped.
+   */
   #stopReading(socket: Socket, state: HeadState): void {
-    socket.removeListener('data', state.onData);
     socket.removeListener('close', state.onClose);
     socket.removeListener('error', ignoreError);
     this.#forget(socket);
@@ -134,13 +138,14 @@ export class OwnedListener {
     }
   }
 
-  /** Bytes of a head arrived. */
+  /** Bytes of a head arrived (a view of the shared read buffer, which the reader does not keep). */
   #headData(socket: Socket, state: HeadState, chunk: Buffer): void {
+    if (this.#reading.get(socket) !== state) return;
     const reader = (state.reader ??= new RequestHeadReader({ maxHeadSize: this.#options.maxHeaderSize, allowContent: true }));
-    // A 'data' chunk is the reader's to keep: nothing writes to it again.
-    const result = reader.push(chunk, true);
+    const result = reader.push(chunk);
     if (result === null) return;
     // The head is complete (or refused): whatever follows is the next layer's.
+    // Paused, the socket reads nothing more until the next layer starts it.
     socket.pause();
     this.#stopReading(socket, state);
     if (result.error !== undefined) {
@@ -181,6 +186,7 @@ export class OwnedListener {
     // before anything read after them, so reading stays in JavaScript.
     const handle = (socket as unknown as { _handle?: { _consumed?: boolean } | null })._handle;
     if (handle != null) handle._consumed = true;
+    stopReading(socket);
     socket.unshift(received);
     http.emit('connection', socket);
     socket.resume();

@@ -73,8 +73,9 @@ export const SHARED_READ_BUFFER = hooks !== null && process.env.FULLDUPLEX_READ_
 /**
  * Starts delivering `socket`'s bytes to `receiver`, first any the stream
  * already buffered, then every read (none until the stream is resumed, when
- * `paused`). Call once, after the handshake's own bytes (`head`) were handed
- * over.
+ * `paused`). Call once the bytes before (the handshake's `head`) were handed
+ * over. A socket already reading (its request head was read this way) is
+ * handed on: the next read goes to `receiver`.
  */
 export function startReading(socket: Duplex, receiver: ChunkReceiver, paused = false): void {
   const s = socket as ReadingStream;
@@ -85,16 +86,29 @@ export function startReading(socket: Duplex, receiver: ChunkReceiver, paused = f
     while (!s.destroyed && (chunk = s.read() as Buffer | null) !== null) receiver.receiveChunk(chunk, false);
   }
   if (s.destroyed) return;
-  useSharedBuffer(s);
-  // With the shared buffer Node never emits 'data'; listening anyway means a
-  // Node that kept the slots but stopped honouring them still delivers every
-  // byte (as owned chunks) instead of dropping it.
-  s.on('data', onData);
+  if (s.listenerCount('data', onData) === 0) {
+    useSharedBuffer(s);
+    // With the shared buffer Node never emits 'data'; listening anyway means a
+    // Node that kept the slots but stopped honouring them still delivers every
+    // byte (as owned chunks) instead of dropping it.
+    s.on('data', onData);
+  }
   // Paused (read-side flow control from the first flush): stopped for real,
   // also in the shared-buffer mode, where only pause() stops the handle; not
   // resumed first, as a resume takes effect a tick later.
   if (paused) s.pause();
   else s.resume();
+}
+
+/**
+ * Gives `socket`'s reading back to its 'data' events, for another reader that
+ * takes it over (node:http): from the shared buffer, each read is pushed into
+ * the stream as a copy, as Node would have delivered it.
+ */
+export function stopReading(socket: Duplex): void {
+  const s = socket as ReadingStream;
+  s.removeListener('data', onData);
+  s[kReceiver] = readsIntoSharedBuffer(s) ? { receiveChunk: (chunk: Buffer) => void s.push(Buffer.from(chunk)) } : undefined;
 }
 
 /** Whether `socket` reads into the shared buffer (for tests). @internal */

@@ -9,6 +9,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientFrame, closePayload } from '../helpers/frames.js';
 import { assertClosedByServer, closedWithin, connectNoDelay, listenOwned, tcpBaseline } from '../helpers/listener.js';
@@ -68,6 +69,33 @@ describe('listen() with onRequest: plain HTTP handed to node:http with the bytes
     await delay(30);
     await peer.write('llo');
     assert.equal((await peer.readResponse()).body, 'POST /late hello');
+  });
+
+  it('a 4 MiB POST body, read slowly by onRequest, arrives byte for byte (the handed-over socket stops reading while the request is paused, and loses nothing)', async (t) => {
+    const body = Buffer.alloc(4 * 1024 * 1024);
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 9)) & 0xff;
+    const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+    let sawPause = false;
+    const { s, port } = await listenOwned(t, {}, (req, res) => {
+      const parts: Buffer[] = [];
+      req.on('data', (chunk: Buffer) => {
+        parts.push(chunk);
+        // A slow consumer: the socket must stop reading meanwhile, and lose nothing.
+        if (parts.length % 8 === 0) {
+          req.pause();
+          sawPause = true;
+          setTimeout(() => req.resume(), 5);
+        }
+      });
+      req.on('end', () => res.end(digest(Buffer.concat(parts))));
+    });
+    const peer = await connectNoDelay(s, port);
+    await peer.write(`POST /big HTTP/1.1\r\nHost: ${LOOPBACK}\r\nContent-Length: ${body.length}\r\n\r\n`);
+    await peer.write(body);
+    const res = await peer.readResponse(20_000);
+    assert.equal(res.status, 200);
+    assert.equal(res.body, digest(body));
+    assert.ok(sawPause, 'the body came in more than 8 chunks, so the reader paused at least once');
   });
 
   it('two requests one after the other on a kept-alive connection are both answered, in order', async (t) => {

@@ -9,6 +9,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
+import { SHARED_READ_BUFFER, readsIntoSharedBuffer } from '../../src/transport/reader.js';
 import { clientFrame } from '../helpers/frames.js';
 import { assertClosedByServer, closedWithin, connectNoDelay, listenOwned, tcpBaseline } from '../helpers/listener.js';
 import { LOOPBACK, RFC_ACCEPT, RFC_KEY, delay, upgradeRequest, type RawPeer } from '../helpers/raw-client.js';
@@ -192,6 +194,28 @@ describe("listen(): the upgrade hook's request", () => {
     assert.equal(seen.headers.cookie, 'a=1; b=2');
     assert.deepEqual(seen.rawHeaders, lines.flat());
     assert.equal(seen.socket.remoteAddress, LOOPBACK);
+  });
+});
+
+describe('listen(): how the head is read', () => {
+  it('through the read buffer every socket shares, from the first byte (where this Node has it), and the open connection goes on that way', async (t) => {
+    let duringHead: boolean | undefined;
+    const { s, port, log } = await listenOwned(t, {}, undefined, {
+      ...echo(),
+      upgrade(req) {
+        duringHead = readsIntoSharedBuffer(req.socket);
+      },
+    });
+    const peer = await connectNoDelay(s, port);
+    await peer.write(headWith('').slice(0, 20));
+    await delay(20);
+    await peer.write(headWith('').slice(20));
+    assert.equal((await peer.readResponse()).status, 101);
+    const { ws } = await log.first('open');
+    assert.equal(duringHead, SHARED_READ_BUFFER);
+    assert.equal(readsIntoSharedBuffer((ws as unknown as { stream: Socket }).stream), SHARED_READ_BUFFER);
+    await peer.write(text('after'));
+    await assertEchoes(peer, ['after']);
   });
 });
 

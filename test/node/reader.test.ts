@@ -8,8 +8,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createHttpsServer } from 'node:https';
-import type { Socket } from 'node:net';
-import { SHARED_READ_BUFFER, readsIntoSharedBuffer } from '../../src/transport/reader.js';
+import { type Socket, connect, createServer as createNetServer } from 'node:net';
+import { SHARED_READ_BUFFER, readsIntoSharedBuffer, startReading, stopReading } from '../../src/transport/reader.js';
 import { WebSocketServer } from '../../src/index.js';
 import { WebSocket } from '../../src/index.js';
 import { Opcode } from '../../src/protocol/index.js';
@@ -154,4 +154,40 @@ describe('socket reads', () => {
     t.after(() => client.close());
     await clientEchoes(client, [...payloadsFor(21), ...payloadsFor(22)]);
   });
+
+  it('a socket handed back to stream events (stopReading) keeps what it buffered intact while other sockets read into the shared buffer', async (t) => {
+    const server = createNetServer();
+    const accepted: Socket[] = [];
+    server.on('connection', (socket) => {
+      accepted.push(socket);
+      startReading(socket, { receiveChunk: () => {} });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const a = connect(port, '127.0.0.1');
+    const b = connect(port, '127.0.0.1');
+    t.after(() => {
+      a.destroy();
+      b.destroy();
+      for (const socket of accepted) socket.destroy();
+      server.close();
+    });
+    await until('both connections accepted', () => accepted.length === 2);
+    const [first, second] = accepted as [Socket, Socket];
+    assert.equal(readsIntoSharedBuffer(first), SHARED_READ_BUFFER);
+    // `first` goes back to stream events, paused: each read(0) (Node's read-ahead) reads once more, and
+    // with nobody consuming, what it read stays buffered in the stream.
+    first.pause();
+    stopReading(first);
+    const mine = Buffer.alloc(1000, 0x61);
+    a.write(mine);
+    await until('the bytes of the first connection buffered', () => (first.read(0), first.readableLength >= mine.length));
+    // Reads of another socket land in the shared buffer meanwhile.
+    let seen = 0;
+    startReading(second, { receiveChunk: (chunk) => void (seen += chunk.length) });
+    b.write(Buffer.alloc(1000, 0x62));
+    await until('the second connection read', () => seen >= 1000);
+    assert.deepEqual(first.read(mine.length) as Buffer, mine);
+  });
 });
+
