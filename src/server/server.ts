@@ -257,7 +257,8 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
     socket.removeListener('error', ignoreError);
     const s = socket as Partial<Socket>;
     if (typeof s.setNoDelay === 'function') s.setNoDelay(true);
-    if (typeof s.setTimeout === 'function') s.setTimeout(0);
+    // An idle timeout an HTTP server set on the socket no longer applies (keepalive does that job now).
+    if (typeof s.setTimeout === 'function' && (s as { timeout?: number }).timeout) s.setTimeout(0);
     this.#open(socket, data as T, info.protocol ?? '', negotiated.extensions, negotiated.deflate, response, head);
   }
 

@@ -247,6 +247,23 @@ describe('Graceful shutdown: WebSocketServer.close()', () => {
     assert.equal(app.body, 'app');
   });
 
+  it("an HTTP server's idle socket timeout (server.setTimeout) does not cut an open WebSocket (attach mode)", async (t) => {
+    const s = scope(t);
+    const http = createServer((_req, res) => res.end('app'));
+    http.setTimeout(150);
+    const log = new EventLog(echo());
+    s.server(new WebSocketServer({ server: http, handler: log.handler, keepalive: false }));
+    const port = await s.http(http);
+    const { peer } = await rawOpen(port);
+    s.peer(peer);
+    await log.first('open');
+    // Idle for several times the HTTP timeout: still open, still echoing.
+    await delay(600);
+    assert.equal(log.all('close').length, 0);
+    await peer.send({ opcode: 0x1, payload: 'still here' });
+    assert.equal((await peer.readFrame()).payload.toString('utf8'), 'still here');
+  });
+
   it('resolves at once with no clients, and again when called twice', async (t) => {
     const { wss } = await listening(t);
     const first = wss.close();
