@@ -4,10 +4,11 @@
  * a test file leaves no TCP socket behind.
  */
 import assert from 'node:assert/strict';
-import type { RequestListener } from 'node:http';
+import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
 import type { TestContext } from 'node:test';
 import { WebSocketServer, type ServerHandler, type WebSocketServerOptions } from '../../src/index.js';
-import { LOOPBACK, RawPeer, until, withTimeout } from './raw-client.js';
+import { clientFrame } from './frames.js';
+import { LOOPBACK, RawPeer, delay, until, withTimeout } from './raw-client.js';
 import { EventLog, echo, scopeFor, type Scope } from './server-harness.js';
 
 export interface Listening<T> {
@@ -58,4 +59,50 @@ const tcpHandles = (): number => process.getActiveResourcesInfo().filter((r) => 
 export function tcpBaseline(): () => Promise<void> {
   const before = tcpHandles();
   return () => until(`TCP handles back to ${before} (now ${tcpHandles()})`, () => tcpHandles() <= before, 5_000);
+}
+
+/** Writes `bytes` one byte every `everyMs` until all are sent or the server ended the connection; the number of bytes sent. */
+export async function dribble(peer: RawPeer, bytes: Buffer | string, everyMs: number): Promise<number> {
+  const data = Buffer.from(bytes);
+  let sent = 0;
+  while (sent < data.length && !peer.ended && !peer.closed && peer.error === null) {
+    peer.socket.write(data.subarray(sent, sent + 1));
+    sent++;
+    await delay(everyMs);
+  }
+  return sent;
+}
+
+/** Everything the server sent until it closed the connection (bounded by `ms`), as latin1. */
+export async function allUntilClosed(peer: RawPeer, ms = 5_000): Promise<string> {
+  await assertClosedByServer(peer, ms);
+  return peer.release().toString('latin1');
+}
+
+/** onRequest: answers every request with its method, URL and body, read in full. */
+export function echoRequest(req: IncomingMessage, res: ServerResponse): void {
+  const parts: Buffer[] = [];
+  req.on('data', (chunk: Buffer) => parts.push(chunk));
+  req.on('end', () => {
+    const body = `${req.method} ${req.url} ${Buffer.concat(parts).toString('utf8')}`;
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+}
+
+/** A plain GET head for `path`, with `extra` raw field lines (CR LF terminated). */
+export const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: ${LOOPBACK}\r\n${extra}\r\n`;
+
+/** A masked text frame, as a client sends it. */
+export const text = (payload: string): Buffer => clientFrame({ opcode: 0x1, payload });
+
+/** Reads `expected.length` text frames and asserts their payloads, in order. */
+export async function assertEchoes(peer: RawPeer, expected: string[]): Promise<void> {
+  const got: string[] = [];
+  for (let i = 0; i < expected.length; i++) {
+    const f = await peer.readFrame();
+    assert.equal(f.opcode, 0x1);
+    got.push(f.payload.toString('utf8'));
+  }
+  assert.deepEqual(got, expected);
 }
