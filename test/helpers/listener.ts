@@ -50,16 +50,26 @@ export async function assertClosedByServer(peer: RawPeer, ms = 3_000): Promise<v
   assert.ok(peer.ended || peer.error !== null, 'the connection closed without the server ending it');
 }
 
-const tcpHandles = (): number => process.getActiveResourcesInfo().filter((r) => r === 'TCPSocketWrap' || r === 'TCPServerWrap').length;
+const TCP = ['TCPSocketWrap', 'TCPServerWrap'];
+/** What keeps the process alive: TCP handles and timers that are not unref'd (only those are listed). */
+const KEEPS_ALIVE = [...TCP, 'Timeout'];
+
+const count = (kinds: readonly string[]): number => process.getActiveResourcesInfo().filter((r) => kinds.includes(r)).length;
 
 /**
- * Records the TCP handles open now; the returned check waits until the count
- * is back there (every server and socket a file opened has been closed).
+ * Records how many resources of `kinds` are active now; the returned check
+ * waits (bounded) until the count is back there.
  */
-export function tcpBaseline(): () => Promise<void> {
-  const before = tcpHandles();
-  return () => until(`TCP handles back to ${before} (now ${tcpHandles()})`, () => tcpHandles() <= before, 5_000);
+function baseline(kinds: readonly string[], what: string): () => Promise<void> {
+  const before = count(kinds);
+  return () => until(`${what} back to ${before} (now ${count(kinds)})`, () => count(kinds) <= before, 5_000);
 }
+
+/** The check that every server and socket opened since has been closed. */
+export const tcpBaseline = (): (() => Promise<void>) => baseline(TCP, 'TCP handles');
+
+/** The check that nothing opened since keeps the process alive: no socket, no ref'd timer. */
+export const aliveBaseline = (): (() => Promise<void>) => baseline(KEEPS_ALIVE, 'handles keeping the process alive');
 
 /** Writes `bytes` one byte every `everyMs` until all are sent or the server ended the connection; the number of bytes sent. */
 export async function dribble(peer: RawPeer, bytes: Buffer | string, everyMs: number): Promise<number> {
