@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
-import type { TestContext } from 'node:test';
+import { after, before, type TestContext } from 'node:test';
 import { WebSocketServer, type ServerHandler, type WebSocketServerOptions } from '../../src/index.js';
 import { clientFrame } from './frames.js';
 import { LOOPBACK, RawPeer, delay, until, withTimeout } from './raw-client.js';
@@ -67,6 +67,13 @@ function baseline(kinds: readonly string[], what: string): () => Promise<void> {
 
 /** The check that every server and socket opened since has been closed. */
 export const tcpBaseline = (): (() => Promise<void>) => baseline(TCP, 'TCP handles');
+
+/** Registers file-level hooks checking that the file's tests leave no TCP handle behind. */
+export function leaveNoTcpBehind(): void {
+  let restored: () => Promise<void> = () => Promise.resolve();
+  before(() => (restored = tcpBaseline()));
+  after(() => restored());
+}
 
 /** The check that nothing opened since keeps the process alive: no socket, no ref'd timer. */
 export const aliveBaseline = (): (() => Promise<void>) => baseline(KEEPS_ALIVE, 'handles keeping the process alive');

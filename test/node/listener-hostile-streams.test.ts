@@ -8,7 +8,7 @@
  * client that goes away leaves nothing behind (no WebSocket in
  * `server.clients`, no socket or timer keeping the process alive).
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { clientFrame } from '../helpers/frames.js';
 import {
@@ -19,15 +19,13 @@ import {
   connectNoDelay,
   echoRequest,
   get,
+  leaveNoTcpBehind,
   listenOwned,
-  tcpBaseline,
   text,
 } from '../helpers/listener.js';
 import { LOOPBACK, delay, rawOpen, until, upgradeRequest, type RawPeer } from '../helpers/raw-client.js';
 
-let tcpRestored: () => Promise<void>;
-before(() => (tcpRestored = tcpBaseline()));
-after(() => tcpRestored());
+leaveNoTcpBehind();
 
 /** The server still works: a fresh connection gets 101 and an echo. */
 async function stillServes(port: number): Promise<void> {

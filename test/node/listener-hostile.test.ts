@@ -9,7 +9,7 @@
  * never a hang, and a smuggled request or frame behind it is never served.
  * The file checks no TCP handle is left behind.
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RequestListener } from 'node:http';
 import {
@@ -19,15 +19,13 @@ import {
   connectNoDelay,
   echoRequest,
   get,
+  leaveNoTcpBehind,
   listenOwned,
-  tcpBaseline,
   text,
 } from '../helpers/listener.js';
 import { LOOPBACK, upgradeRequest, type RawPeer } from '../helpers/raw-client.js';
 
-let tcpRestored: () => Promise<void>;
-before(() => (tcpRestored = tcpBaseline()));
-after(() => tcpRestored());
+leaveNoTcpBehind();
 
 /** A valid handshake head (RFC 6455 §4.1) with `extra` raw field lines (CR LF terminated) before the empty line. */
 const handshakeWith = (extra: string, path = '/'): string => upgradeRequest({ path }).slice(0, -2) + extra + '\r\n';
@@ -214,6 +212,16 @@ describe('listen(): HTTP versions, methods and request-target forms', () => {
     assert.ok(m, `the connection closed with no HTTP response: ${JSON.stringify(all)}`);
     assert.ok(Number(m[1]) >= 400, `answered ${m[1]}`);
   });
+
+  for (const phase of phases) {
+    it(`${phase}: a GET offering Upgrade: h2c (as curl --http2 sends) is served as HTTP/1.1 by onRequest (RFC 9110 §7.8: a server may ignore Upgrade)`, async (t) => {
+      const { peer, served, before } = await connectionIn(t, phase);
+      await peer.write(get('/page', 'Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n'));
+      const res = await peer.readResponse();
+      assert.equal(res.status, 200, `answered ${res.status} ${res.body}`);
+      assert.deepEqual(served, [...before, '/page']);
+    });
+  }
 
   it('OPTIONS * (asterisk-form) reaches onRequest as "*" (RFC 9112 §3.2.4)', async (t) => {
     const { peer, served } = await connectionIn(t, 'first head');
