@@ -1,7 +1,9 @@
 /**
  * Scaffolding for the tests of `listen()`'s own listener: a server started
- * with `listen(port, host, onRequest)`, a bounded `close()`, and a check that
- * a test file leaves no TCP socket behind.
+ * with `listen(port, host, onRequest)` (and a connection fresh or kept alive
+ * after one plain request), a bounded `close()`, plain requests and frames
+ * to send, a byte-at-a-time writer for slow clients, and checks that a test
+ * file leaves no TCP socket behind and that nothing keeps the process alive.
  */
 import assert from 'node:assert/strict';
 import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http';
@@ -122,4 +124,26 @@ export async function assertEchoes(peer: RawPeer, expected: string[]): Promise<v
     got.push(f.payload.toString('utf8'));
   }
   assert.deepEqual(got, expected);
+}
+
+/** Where on a connection a request head goes: the first head (read by listen()'s own parser) or a later one (node:http's). */
+export type Phase = 'first head' | 'second head';
+
+/**
+ * A server whose onRequest (echoRequest unless given) records the URLs it
+ * served, and a connection in `phase`: fresh, or kept alive after one plain
+ * request was answered 200. `before` is what was served by then.
+ */
+export async function connectionIn<T = unknown>(t: TestContext, phase: Phase, options: WebSocketServerOptions<T> = {}, onRequest: RequestListener = echoRequest) {
+  const served: string[] = [];
+  const ctx = await listenOwned<T>(t, options, (req, res) => {
+    served.push(req.url ?? '');
+    onRequest(req, res);
+  });
+  const peer = await connectNoDelay(ctx.s, ctx.port);
+  if (phase === 'second head') {
+    await peer.write(get('/first'));
+    assert.equal((await peer.readResponse()).status, 200);
+  }
+  return { ...ctx, peer, served, before: [...served] };
 }

@@ -14,6 +14,7 @@ import {
   assertClosedByServer,
   assertEchoes,
   closedWithin,
+  connectionIn,
   connectNoDelay,
   dribble,
   echoRequest,
@@ -58,10 +59,7 @@ describe('listen(): slowloris heads get 408 within handshakeTimeout and are clos
 
   it('second head on a kept-alive connection: one byte every 40 ms → 408, then closed', async (t) => {
     const handshakeTimeout = 600;
-    const { s, port } = await listenOwned(t, { handshakeTimeout }, echoRequest);
-    const peer = await connectNoDelay(s, port);
-    await peer.write(get('/first'));
-    assert.equal((await peer.readResponse()).status, 200);
+    const { peer } = await connectionIn(t, 'second head', { handshakeTimeout });
     const dribbling = dribble(peer, get('/slow', `X-Pad: ${'p'.repeat(400)}\r\n`), 40);
     // node:http checks its headers timeout every min(1000, handshakeTimeout) ms.
     assert.equal(await statusThenClosed(peer, handshakeTimeout + 1_000 + MARGIN_MS), 408);
@@ -70,10 +68,7 @@ describe('listen(): slowloris heads get 408 within handshakeTimeout and are clos
 
   it('second head: empty lines trickled a byte every 100 ms (RFC 9112 §2.2 asks to skip "at least one") do not hold the connection open past handshakeTimeout', async (t) => {
     const handshakeTimeout = 600;
-    const { s, port } = await listenOwned(t, { handshakeTimeout }, echoRequest);
-    const peer = await connectNoDelay(s, port);
-    await peer.write(get('/first'));
-    assert.equal((await peer.readResponse()).status, 200);
+    const { peer } = await connectionIn(t, 'second head', { handshakeTimeout });
     const bound = handshakeTimeout + 1_000 + MARGIN_MS;
     const start = Date.now();
     // Offered for longer than the bound (and than node:http's 5 s keep-alive timeout, which each byte restarts).

@@ -11,17 +11,17 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { RequestListener } from 'node:http';
 import {
   allUntilClosed,
   assertClosedByServer,
   assertEchoes,
+  connectionIn,
   connectNoDelay,
-  echoRequest,
   get,
   leaveNoTcpBehind,
   listenOwned,
   text,
+  type Phase,
 } from '../helpers/listener.js';
 import { LOOPBACK, upgradeRequest, type RawPeer } from '../helpers/raw-client.js';
 
@@ -54,28 +54,7 @@ async function assertRefused(peer: RawPeer): Promise<number> {
   return status;
 }
 
-type Phase = 'first head' | 'second head';
 const phases: Phase[] = ['first head', 'second head'];
-
-/**
- * A server with an onRequest that records what it served, and a connection
- * in `phase`: fresh, or kept alive after one plain request was answered.
- */
-async function connectionIn(t: Parameters<typeof listenOwned>[0], phase: Phase, options: Parameters<typeof listenOwned>[1] = {}, onRequest: RequestListener = echoRequest) {
-  const served: string[] = [];
-  const ctx = await listenOwned(t, options, (req, res) => {
-    served.push(req.url ?? '');
-    onRequest(req, res);
-  });
-  const peer = await connectNoDelay(ctx.s, ctx.port);
-  if (phase === 'second head') {
-    await peer.write(get('/first'));
-    const first = await peer.readResponse();
-    assert.equal(first.status, 200);
-  }
-  const before = [...served];
-  return { ...ctx, peer, served, before };
-}
 
 describe('listen(): request smuggling shapes get a 4xx and a closed connection, never a 101 (RFC 9112 §6, §5, §2.2)', () => {
   const shapes: { name: string; raw: Buffer }[] = [
