@@ -262,7 +262,8 @@ export class RawPeer {
         const start = headEnd + 4;
         let end = start;
         const length = headers.get('content-length');
-        if (status === 101) end = start;
+        // RFC 9110 §6.4.1: a 1xx (interim or 101), 204 or 304 response has no content.
+        if (status < 200 || status === 204 || status === 304) end = start;
         else if (headers.get('transfer-encoding')?.toLowerCase() === 'chunked') {
           const chunked = dechunk(buf, start);
           if (chunked === undefined) return undefined;

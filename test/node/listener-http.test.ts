@@ -10,27 +10,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { clientFrame, closePayload } from '../helpers/frames.js';
-import { assertClosedByServer, closedWithin, connectNoDelay, listenOwned, tcpBaseline } from '../helpers/listener.js';
+import { assertClosedByServer, closedWithin, connectNoDelay, echoRequest, get, listenOwned, tcpBaseline } from '../helpers/listener.js';
 import { LOOPBACK, delay, upgradeRequest, type RawPeer } from '../helpers/raw-client.js';
 
 let tcpRestored: () => Promise<void>;
 before(() => (tcpRestored = tcpBaseline()));
 after(() => tcpRestored());
-
-/** onRequest: answers every request with its method, URL and body, read in full. */
-function echoRequest(req: IncomingMessage, res: ServerResponse): void {
-  const parts: Buffer[] = [];
-  req.on('data', (chunk: Buffer) => parts.push(chunk));
-  req.on('end', () => {
-    const body = `${req.method} ${req.url} ${Buffer.concat(parts).toString('utf8')}`;
-    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': Buffer.byteLength(body) });
-    res.end(body);
-  });
-}
-
-const get = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: ${LOOPBACK}\r\n${extra}\r\n`;
 
 /** Opens a WebSocket on `peer` (a fresh or kept-alive connection) and checks one echo. */
 async function upgradeAndEcho(peer: RawPeer, payload: string): Promise<void> {

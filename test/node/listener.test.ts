@@ -11,27 +11,13 @@ import assert from 'node:assert/strict';
 import { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
 import { SHARED_READ_BUFFER, readsIntoSharedBuffer } from '../../src/transport/reader.js';
-import { clientFrame } from '../helpers/frames.js';
-import { assertClosedByServer, closedWithin, connectNoDelay, listenOwned, tcpBaseline } from '../helpers/listener.js';
-import { LOOPBACK, RFC_ACCEPT, RFC_KEY, delay, upgradeRequest, type RawPeer } from '../helpers/raw-client.js';
+import { assertClosedByServer, assertEchoes, closedWithin, connectNoDelay, listenOwned, tcpBaseline, text } from '../helpers/listener.js';
+import { LOOPBACK, RFC_ACCEPT, RFC_KEY, delay, upgradeRequest } from '../helpers/raw-client.js';
 import { echo } from '../helpers/server-harness.js';
 
 let tcpRestored: () => Promise<void>;
 before(() => (tcpRestored = tcpBaseline()));
 after(() => tcpRestored());
-
-const text = (payload: string): Buffer => clientFrame({ opcode: 0x1, payload });
-
-/** Reads `expected.length` text frames and asserts their payloads, in order. */
-async function assertEchoes(peer: RawPeer, expected: string[]): Promise<void> {
-  const got: string[] = [];
-  for (let i = 0; i < expected.length; i++) {
-    const f = await peer.readFrame();
-    assert.equal(f.opcode, 0x1);
-    got.push(f.payload.toString('utf8'));
-  }
-  assert.deepEqual(got, expected);
-}
 
 /** A valid handshake head with `extra` raw field lines (already CR LF terminated) before the empty line. */
 const headWith = (extra: string, requestLine = 'GET / HTTP/1.1'): string =>
