@@ -60,6 +60,38 @@ function hasToken(value: string | undefined, token: string): boolean {
   return headerList(value).some((t) => t.toLowerCase() === token);
 }
 
+/**
+ * Whether a request means to open a WebSocket: its Upgrade offers
+ * "websocket", or it carries a Sec-WebSocket-Key (a broken handshake, to
+ * be refused with the check's status rather than served as a page). Any
+ * other Upgrade (h2c, say) may be ignored (RFC 9110 §7.8): the request is a
+ * plain one.
+ */
+export function isWebSocketRequest(headers: HeaderMap): boolean {
+  return hasToken(header(headers, 'upgrade'), 'websocket') || headers['sec-websocket-key'] !== undefined;
+}
+
+/**
+ * The path of a request-target, without its query: origin-form ("/chat?x")
+ * as it is, absolute-form ("http://host:port/chat?x", which a server MUST
+ * accept, RFC 9112 §3.2.2; RFC 6455 §4.1 allows an http or https URI) by
+ * its path, "/" when it has none.
+ */
+export function targetPath(target: string): string {
+  let start = 0;
+  if (target.charCodeAt(0) !== 0x2f) {
+    const m = /^(?:https?|wss?):\/\/[^/?#]*/i.exec(target);
+    if (m === null) return target;
+    start = m[0].length;
+  }
+  let end = target.length;
+  for (let i = start; i < end; i++) {
+    const c = target.charCodeAt(i);
+    if (c === 0x3f || c === 0x23) end = i;
+  }
+  return end > start ? target.slice(start, end) : '/';
+}
+
 export interface UpgradeRequestInfo {
   method: string;
   /** "1.1" */

@@ -3,12 +3,13 @@
  * to the WebSocketServers attached to it, the standalone HTTP server of
  * `listen()`, and refusing a handshake with an HTTP status.
  */
-import { type IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse, createServer } from 'node:http';
+import { type IncomingMessage, type RequestListener, type Server as HttpServer, ServerResponse, createServer } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { handshakeRefused } from '../diagnostics.js';
-import { buildRefusal, checkUpgradeRequest } from '../protocol/handshake.js';
+import { buildRefusal, checkUpgradeRequest, isWebSocketRequest } from '../protocol/handshake.js';
+import { contentError } from '../protocol/http1.js';
 
 export type AnyHttpServer = HttpServer | HttpsServer;
 
@@ -71,6 +72,13 @@ function routeUpgrade(this: HttpServer, req: IncomingMessage, socket: Duplex, he
     });
     return;
   }
+  if (!isWebSocketRequest(req.headers)) {
+    // Another protocol's upgrade (h2c, as curl --http2 offers), which a
+    // server may ignore (RFC 9110 §7.8): a plain request, unless the
+    // application listens for upgrades itself.
+    if (this.listenerCount('upgrade') <= 1) servePlain(this, req, socket);
+    return;
+  }
   const set = registry.routers.get(this);
   if (set !== undefined) {
     for (const wss of set) {
@@ -83,6 +91,28 @@ function routeUpgrade(this: HttpServer, req: IncomingMessage, socket: Duplex, he
   // No WebSocketServer here wants this path. If the application has its own
   // upgrade listeners, the request is theirs; otherwise answer it.
   if (this.listenerCount('upgrade') <= 1) refuse(socket, 404, 'no WebSocket endpoint at this path', undefined, req);
+}
+
+/**
+ * Serves a request Node handed over as an upgrade to the server's request
+ * listeners, as if it had none: one response, then the connection closes
+ * (Node's HTTP machinery has let go of it). Node parsed the head only, so a
+ * request that announces content is refused.
+ */
+function servePlain(server: HttpServer, req: IncomingMessage, socket: Duplex): void {
+  socket.on('error', ignoreError);
+  const content = contentError(req.headers);
+  if (content !== null) return refuse(socket, content.status, content.reason, undefined, req);
+  req.complete = true;
+  req.push(null);
+  const res = new ServerResponse(req);
+  res.shouldKeepAlive = false;
+  res.assignSocket(socket as Socket);
+  res.once('finish', () => {
+    res.detachSocket(socket as Socket);
+    socket.end();
+  });
+  server.emit('request', req, res);
 }
 
 export interface ListenLimits {
@@ -106,7 +136,7 @@ export function createListenServer(limits: ListenLimits, onRequest: RequestListe
       // Node hands over as upgrades only requests with both Upgrade and
       // Connection: upgrade; one carrying WebSocket headers without them is a
       // broken handshake, answered with the check's status (RFC 6455 §4.2.1: 400).
-      if (req.headers.upgrade !== undefined || req.headers['sec-websocket-key'] !== undefined) {
+      if (isWebSocketRequest(req.headers)) {
         const checked = checkUpgradeRequest({ method: req.method ?? '', httpVersion: req.httpVersion, headers: req.headers });
         if (!checked.ok) {
           if (handshakeRefused.hasSubscribers) {
@@ -131,6 +161,8 @@ export function createListenServer(limits: ListenLimits, onRequest: RequestListe
   server.requestTimeout = Math.max(limits.handshakeTimeout, 1000);
   server.keepAliveTimeout = 5_000;
   server.on('clientError', onClientError);
+  // Node drops a CONNECT nobody listens for without a word: answer it (RFC 9110 §9.1).
+  server.on('connect', (req: IncomingMessage, socket: Duplex) => refuse(socket, 501, 'CONNECT is not served here', undefined, req));
   return server;
 }
 
@@ -149,6 +181,11 @@ export function refuse(socket: Duplex, status: number, body: string, headers?: R
     }
     socket.end(response);
   }
+  // Whatever the peer still sends is read and dropped, so its end is seen
+  // and the connection closes as soon as it does (RFC 9112 §9.6: closing
+  // with unread data could reset the connection before the peer reads the
+  // answer); a paused socket would wait for the timer below.
+  socket.resume();
   // Don't wait for a peer that never reads.
   setTimeout(destroyDuplex, 1000, socket).unref();
 }
@@ -159,14 +196,37 @@ function destroyDuplex(socket: Duplex): void {
 
 export function ignoreError(): void {}
 
+/** Sockets whose refusal waits for the response under way. */
+const refusalsDue = new WeakSet<Duplex>();
+
 function onClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  // A status can still be sent unless a response is under way on this
-  // connection (after one on a kept-alive connection, it can).
-  const inFlight = responseOn(socket);
-  if (!socket.writable || (inFlight !== null && inFlight.headersSent)) {
+  if (refusalsDue.has(socket)) return;
+  if (!socket.writable) {
     socket.destroy();
     return;
   }
+  const inFlight = responseOn(socket);
+  if (inFlight !== null && !inFlight.writableFinished) {
+    if (inFlight.req.complete) {
+      // Responses go in the order of the requests (RFC 9112 §9.3.2): the
+      // request before the bad one is answered first, then the refusal (or
+      // just the close, when that response closes the connection).
+      refusalsDue.add(socket);
+      socket.pause();
+      inFlight.once('finish', () => refuseClientError(err, socket));
+      return;
+    }
+    // The error is in the request being answered (its body, or its time
+    // ran out): a status can go instead of its response, unless that began.
+    if (inFlight.headersSent) {
+      socket.destroy();
+      return;
+    }
+  }
+  refuseClientError(err, socket);
+}
+
+function refuseClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
   const code = err.code;
   if (code === 'HPE_HEADER_OVERFLOW') refuse(socket, 431, 'request header fields too large');
   else if (code === 'ERR_HTTP_REQUEST_TIMEOUT') refuse(socket, 408, 'request timeout');

@@ -12,9 +12,10 @@
  * and responses behave exactly as on any Node HTTP server, and an upgrade
  * that comes later on such a connection is routed like an attached server's.
  */
-import { IncomingMessage, type RequestListener, type Server as HttpServer } from 'node:http';
+import { IncomingMessage, type RequestListener, type Server as HttpServer, type ServerResponse } from 'node:http';
 import { type AddressInfo, Server as NetServer, type Socket } from 'node:net';
-import { contentError, type RequestHead, RequestHeadReader } from '../protocol/http1.js';
+import { isWebSocketRequest } from '../protocol/handshake.js';
+import { type RequestHead, RequestHeadReader } from '../protocol/http1.js';
 import { type ChunkReceiver, startReading, stopReading } from '../transport/reader.js';
 import { type UpgradeTarget, attachRouter, createListenServer, detachRouter, ignoreError, refuse } from './http.js';
 
@@ -39,12 +40,25 @@ interface HeadState extends ChunkReceiver {
   readonly onClose: () => void;
 }
 
+/** A plain HTTP connection between requests: when bytes of its next head started to arrive (0: none yet). */
+interface NextHead {
+  since: number;
+  /** Requests whose response is not sent yet. */
+  busy: number;
+  /** The latest request (its body may still be arriving). */
+  last: IncomingMessage | null;
+  readonly onData: () => void;
+  readonly onClose: () => void;
+}
+
 export class OwnedListener {
   readonly server: NetServer;
   readonly #target: UpgradeTarget;
   readonly #options: OwnedListenerOptions;
   /** Connections still sending their request head. */
   readonly #reading = new Map<Socket, HeadState>();
+  /** Connections owned by the plain HTTP side, watched for their next head. */
+  readonly #waiting = new Map<Socket, NextHead>();
   #sweep: NodeJS.Timeout | null = null;
   /** Where plain HTTP requests go (created on first need). */
   #http: HttpServer | null = null;
@@ -102,10 +116,20 @@ export class OwnedListener {
     this.#reading.set(socket, state);
     socket.on('close', state.onClose);
     startReading(socket, state);
-    if (this.#sweep === null) {
-      const every = Math.max(10, Math.min(1000, this.#options.handshakeTimeout / 2));
-      this.#sweep = setInterval(() => this.#expire(), every);
-      this.#sweep.unref();
+    this.#startSweep();
+  }
+
+  #startSweep(): void {
+    if (this.#sweep !== null) return;
+    const every = Math.max(10, Math.min(1000, this.#options.handshakeTimeout / 2));
+    this.#sweep = setInterval(() => this.#expire(), every);
+    this.#sweep.unref();
+  }
+
+  #stopSweepIfIdle(): void {
+    if (this.#reading.size === 0 && this.#waiting.size === 0 && this.#sweep !== null) {
+      clearInterval(this.#sweep);
+      this.#sweep = null;
     }
   }
 
@@ -115,6 +139,12 @@ export class OwnedListener {
     for (const [socket, state] of this.#reading) {
       if (state.deadline > now) continue;
       this.#stopReading(socket, state);
+      refuse(socket, 408, 'request timeout');
+    }
+    const limit = now - this.#options.handshakeTimeout;
+    for (const [socket, next] of this.#waiting) {
+      if (next.since === 0 || next.since > limit) continue;
+      this.#unwatch(socket, next);
       refuse(socket, 408, 'request timeout');
     }
   }
@@ -132,10 +162,7 @@ export class OwnedListener {
 
   #forget(socket: Socket): void {
     this.#reading.delete(socket);
-    if (this.#reading.size === 0 && this.#sweep !== null) {
-      clearInterval(this.#sweep);
-      this.#sweep = null;
-    }
+    this.#stopSweepIfIdle();
   }
 
   /** Bytes of a head arrived (a view of the shared read buffer, which the reader does not keep). */
@@ -154,14 +181,9 @@ export class OwnedListener {
     }
     const head = result.head;
     const h = head.headers;
-    if (h.upgrade !== undefined || h['sec-websocket-key'] !== undefined) {
-      const req = upgradeRequest(socket, head);
-      // A handshake carries no content (RFC 6455 §4.1 makes it a GET): one
-      // that announces some would have it read as frames.
-      const content = contentError(h);
-      if (content !== null) return refuse(socket, content.status, content.reason, undefined, req);
+    if (isWebSocketRequest(h)) {
       // Not resumed here: the connection starts reading once it is open.
-      this.#target.handleUpgrade(req, socket, reader.rest());
+      this.#target.handleUpgrade(upgradeRequest(socket, head), socket, reader.rest());
       return;
     }
     this.#toHttp(socket, reader.received());
@@ -175,6 +197,7 @@ export class OwnedListener {
       http = this.#http = createListenServer({ maxHeaderSize, handshakeTimeout }, onRequest);
       // A later request on a kept-alive connection may be a handshake.
       attachRouter(http, this.#target);
+      http.on('request', (req: IncomingMessage, res: ServerResponse) => this.#requestRead(req, res));
       // It never listens itself: what Node's HTTP server sets up on
       // 'listening' (the list of its connections, for closeIdleConnections
       // and closeAllConnections, and the sweep of its request timeouts) is
@@ -189,7 +212,52 @@ export class OwnedListener {
     stopReading(socket);
     socket.unshift(received);
     http.emit('connection', socket);
+    this.#watch(socket);
     socket.resume();
+  }
+
+  /**
+   * Node's HTTP server times a request head from its first byte that is not
+   * part of an empty line, and its keep-alive timeout restarts on every
+   * byte: a client trickling empty lines between requests (RFC 9112 §2.2
+   * asks a server to skip them) would hold the connection forever. So any
+   * byte that arrives while no request is under way starts the clock:
+   * the next head must be complete within handshakeTimeout, or 408.
+   */
+  #watch(socket: Socket): void {
+    const next: NextHead = {
+      since: 0,
+      busy: 0,
+      last: null,
+      onData: () => {
+        if (next.since === 0 && next.busy === 0 && (next.last === null || next.last.complete)) {
+          next.since = Date.now();
+          this.#startSweep();
+        }
+      },
+      onClose: () => this.#unwatch(socket, next),
+    };
+    this.#waiting.set(socket, next);
+    // After node:http's own listener: a chunk that completes a head has had its 'request' by then.
+    socket.on('data', next.onData);
+    socket.on('close', next.onClose);
+  }
+
+  #unwatch(socket: Socket, next: NextHead): void {
+    socket.removeListener('data', next.onData);
+    socket.removeListener('close', next.onClose);
+    this.#waiting.delete(socket);
+    this.#stopSweepIfIdle();
+  }
+
+  /** A request head was read on a plain HTTP connection: its clock stops until its response is sent. */
+  #requestRead(req: IncomingMessage, res: ServerResponse): void {
+    const next = this.#waiting.get(req.socket as Socket);
+    if (next === undefined) return;
+    next.since = 0;
+    next.busy++;
+    next.last = req;
+    res.once('finish', () => next.busy--);
   }
 }
 

@@ -18,7 +18,8 @@ import { CloseCode } from '../protocol/close.js';
 import type { PerMessageDeflate } from '../protocol/deflate.js';
 import { type PerMessageDeflateOptions, resolveDeflateOptions } from '../protocol/deflate-params.js';
 import type { ExtensionNegotiator } from '../protocol/extensions.js';
-import { buildAcceptResponse, checkUpgradeRequest } from '../protocol/handshake.js';
+import { buildAcceptResponse, checkUpgradeRequest, targetPath } from '../protocol/handshake.js';
+import { contentError } from '../protocol/http1.js';
 import { chooseSubprotocol, negotiateServerExtensions, serverCodecFor, serverNegotiators } from '../protocol/negotiate.js';
 import type { Broker } from '../pubsub/broker.js';
 import { LocalBroker } from '../pubsub/local.js';
@@ -152,9 +153,7 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
   matches(req: IncomingMessage): boolean {
     const path = this.#options.path;
     if (path === undefined) return true;
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    return (q === -1 ? url : url.slice(0, q)) === path;
+    return targetPath(req.url ?? '/') === path;
   }
 
   /**
@@ -168,6 +167,10 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
     let headSize = 0;
     for (const h of req.rawHeaders) headSize += h.length + 2;
     if (headSize > this.#maxHeaderSize) return refuse(socket, 431, 'request header fields too large', undefined, req);
+    // A handshake carries no content (RFC 6455 §4.1 makes it a GET): what one
+    // that announces some sends after its head would be read as frames.
+    const content = contentError(req.headers);
+    if (content !== null) return refuse(socket, content.status, content.reason, undefined, req);
     const checked = checkUpgradeRequest({ method: req.method ?? '', httpVersion: req.httpVersion, headers: req.headers });
     if (!checked.ok) return refuse(socket, checked.status, checked.message, checked.headers, req);
 

@@ -396,6 +396,26 @@ describe('Attach mode: sharing a port with an HTTP application', () => {
     assert.equal(again.status, 200);
   });
 
+  it("a request offering another protocol's Upgrade (h2c) reaches the application's pages (RFC 9110 §7.8: the server ignores it), and its connection closes after the response", async (t) => {
+    const s = scope(t);
+    const http = createServer((req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/plain' });
+      res.end(`page ${req.url}`);
+    });
+    s.server(new WebSocketServer({ server: http, path: '/ws', handler: echo() }));
+    const port = await s.http(http);
+    const res = await rawRequest(
+      port,
+      'GET /page HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n',
+    );
+    assert.equal(res.status, 200);
+    assert.equal(res.body, 'page /page');
+    assert.equal(res.headers.get('connection'), 'close');
+    // One with content cannot be read once Node has let go of the connection: refused, not half-served.
+    const post = await rawRequest(port, 'POST /form HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 3\r\n\r\nabc');
+    assert.equal(post.status, 400);
+  });
+
   it('two WebSocketServers on one HTTP server, each on its own path', async (t) => {
     const s = scope(t);
     const http = createServer();

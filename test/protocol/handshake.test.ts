@@ -15,6 +15,8 @@ import {
   generateKey,
   headerList,
   isValidKey,
+  isWebSocketRequest,
+  targetPath,
   type HeaderMap,
   type UpgradeRequestInfo,
 } from '../../src/protocol/index.js';
@@ -198,6 +200,39 @@ describe('RFC 6455 §4.2.1: reading the client\'s opening handshake', () => {
   it('falls back to Sec-WebSocket-Origin for the origin (older drafts)', () => {
     assert.equal(accepted(request({ origin: undefined, 'sec-websocket-origin': 'http://old.example' })).origin, 'http://old.example');
     assert.equal(accepted(request({ origin: undefined })).origin, undefined);
+  });
+});
+
+describe('which requests are WebSocket handshakes, and for which path', () => {
+  it('an Upgrade that offers websocket (any case, among other tokens), or a Sec-WebSocket-Key, means a handshake', () => {
+    assert.equal(isWebSocketRequest({ upgrade: 'websocket' }), true);
+    assert.equal(isWebSocketRequest({ upgrade: 'h2c, WebSocket' }), true);
+    assert.equal(isWebSocketRequest({ 'sec-websocket-key': RFC_KEY }), true);
+  });
+
+  it('another Upgrade (h2c), or none, is a plain request: a server may ignore Upgrade (RFC 9110 §7.8)', () => {
+    assert.equal(isWebSocketRequest({ upgrade: 'h2c' }), false);
+    assert.equal(isWebSocketRequest({ upgrade: 'websocketx' }), false);
+    assert.equal(isWebSocketRequest({ host: 'a' }), false);
+  });
+
+  it('the path of an origin-form target, without its query', () => {
+    assert.equal(targetPath('/chat'), '/chat');
+    assert.equal(targetPath('/chat?room=1'), '/chat');
+    assert.equal(targetPath('/'), '/');
+  });
+
+  it('the path of an absolute-form target (RFC 9112 §3.2.2; RFC 6455 §4.1: an http or https URI), "/" when it has none', () => {
+    assert.equal(targetPath('http://example.com:8080/chat?room=1'), '/chat');
+    assert.equal(targetPath('HTTPS://example.com/a/b'), '/a/b');
+    assert.equal(targetPath('ws://[::1]:9000/chat'), '/chat');
+    assert.equal(targetPath('http://example.com'), '/');
+    assert.equal(targetPath('http://example.com?x=1'), '/');
+  });
+
+  it('any other target is its own path (it matches no configured path that starts with "/")', () => {
+    assert.equal(targetPath('*'), '*');
+    assert.equal(targetPath('ftp://example.com/chat'), 'ftp://example.com/chat');
   });
 });
 
