@@ -7,11 +7,24 @@
  * sends single POSTs, each on its own connection. Every wait is bounded.
  */
 import { type ClientRequest, type IncomingHttpHeaders, type IncomingMessage, request } from 'node:http';
+import { type Socket, connect } from 'node:net';
 import type { TestContext } from 'node:test';
-import { type Json, until } from './channels.js';
+import { LocalBroker } from '../../src/pubsub/local.js';
+import type { ChannelServerOptions } from '../../src/channels/options.js';
+import { type Json, startChannels, until } from './channels.js';
 import { LOOPBACK, withTimeout } from './raw-client.js';
 
 export const JSON_TYPE = 'application/json';
+export const CHAT = { match: 'chat:*', history: { size: 100, ttl: 60_000 }, presence: true, publish: true };
+
+/** A channel server (CHAT rules) with a broker of the test's own, so its session topics (`fd:s:…`) can be counted. */
+export async function serve(t: TestContext, options: ChannelServerOptions = {}) {
+  const broker = new LocalBroker();
+  t.after(() => broker.close());
+  const started = await startChannels(t, { channels: [CHAT], broker, ...options });
+  const sessionTopics = (): number => [...broker.topics()].filter((x) => x.startsWith('fd:s:')).length;
+  return { ...started, broker, sessionTopics };
+}
 
 export interface HttpAnswer {
   status: number;
@@ -154,7 +167,7 @@ export class SseStream {
   async disconnected(ms?: number): Promise<Json> {
     await until(() => this.ended, 'the end of the stream', ms);
     const last = this.events.at(-1);
-    if (last?.type !== 'disconnect') throw new Error(`the stream ended without a disconnect push; last event: ${JSON.stringify(last)}`);
+    if (last?.type !== 'disconnect') throw new Error(`the stream ended without a disconnect push; last event: ${JSON.stringify(last).slice(0, 120)}`);
     return last;
   }
 
@@ -200,4 +213,48 @@ export async function mustOpen(t: TestContext, port: number, spec: OpenSpec = {}
   const s = await openSse(t, port, spec);
   if (!(s instanceof SseStream)) throw new Error(`connect refused: ${s.status} ${s.body}`);
   return s;
+}
+
+/**
+ * A fallback session opened over a bare TCP socket, for clients Node's HTTP
+ * client cannot play: one that stops reading (`pause`) while the server
+ * keeps writing. Keeps every byte it read (the chunked framing included).
+ */
+export class RawSse {
+  readonly chunks: Buffer[] = [];
+  received = 0;
+  closed = false;
+  session = '';
+
+  private constructor(readonly socket: Socket) {
+    socket.on('data', (c: Buffer) => {
+      this.chunks.push(c);
+      this.received += c.length;
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => (this.closed = true));
+  }
+
+  static async open(t: TestContext, port: number, base = '/channels'): Promise<RawSse> {
+    const socket = connect({ port, host: LOOPBACK });
+    t.after(() => socket.destroy());
+    const raw = new RawSse(socket);
+    const body = '{"id":1,"type":"connect"}';
+    socket.write(`POST ${base}/connect HTTP/1.1\r\nHost: ${LOOPBACK}\r\nContent-Type: ${JSON_TYPE}\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    const m = await until(() => /"session":"([A-Za-z0-9_-]{43})"/.exec(raw.text()), 'the connected event on a raw socket');
+    raw.session = m[1] ?? '';
+    return raw;
+  }
+
+  /** Everything read so far, as latin1 text. */
+  text(): string {
+    return Buffer.concat(this.chunks).toString('latin1');
+  }
+
+  /** Whether `needle` was read (searched in the last `tail` bytes only, to stay cheap on big streams). */
+  saw(needle: string, tail = 64 * 1024): boolean {
+    let s = '';
+    for (let i = this.chunks.length - 1; i >= 0 && s.length < tail; i--) s = (this.chunks[i]?.toString('latin1') ?? '') + s;
+    return s.includes(needle);
+  }
 }

@@ -7,27 +7,15 @@
  * client would normalise the request). The event stream itself is in
  * channels-fallback-hostile-stream.test.ts.
  */
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { LocalBroker } from '../../src/pubsub/local.js';
-import type { ChannelServerOptions } from '../../src/channels/options.js';
-import { startChannels, until } from '../helpers/channels.js';
+import { until } from '../helpers/channels.js';
 import { tcpBaseline, dribble } from '../helpers/listener.js';
 import { LOOPBACK, RawPeer, rawRequest, upgradeRequest } from '../helpers/raw-client.js';
-import { type SseStream, command, mustOpen, openSse, post } from '../helpers/sse.js';
+import { type SseStream, command, mustOpen, openSse, post, serve } from '../helpers/sse.js';
 
-export const CHAT = { match: 'chat:*', history: { size: 100, ttl: 60_000 }, presence: true, publish: true };
 const GOOD = 'http://good.example';
 const EVIL = 'http://evil.example';
-
-/** A channel server with a broker of the test's own, so its session topics (`fd:s:…`) can be counted. */
-export async function serve(t: TestContext, options: ChannelServerOptions = {}) {
-  const broker = new LocalBroker();
-  t.after(() => broker.close());
-  const started = await startChannels(t, { channels: [CHAT], broker, ...options });
-  const sessionTopics = (): number => [...broker.topics()].filter((x) => x.startsWith('fd:s:')).length;
-  return { ...started, broker, sessionTopics };
-}
 
 /** A raw request head for a fallback endpoint (CR LF line ends, RFC 9112 §2.1). */
 function head(path: string, fields: Record<string, string>, method = 'POST', target = path): string {
