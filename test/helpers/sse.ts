@@ -246,6 +246,15 @@ export class RawSse {
     return raw;
   }
 
+  /** Opens a raw session subscribed to `channel` (the subscribe POSTed on its own connection). */
+  static async subscribed(t: TestContext, port: number, channel: string): Promise<RawSse> {
+    const raw = await RawSse.open(t, port);
+    const r = await post(port, '/channels/send', { session: raw.session, body: JSON.stringify({ id: 2, type: 'subscribe', channel }) });
+    if (r.status !== 204) throw new Error(`subscribe refused: ${r.status} ${r.body}`);
+    await until(() => raw.saw('"id":2,"type":"subscribed"'), 'subscribed on a raw socket');
+    return raw;
+  }
+
   /** Everything read so far, as latin1 text. */
   text(): string {
     return Buffer.concat(this.chunks).toString('latin1');

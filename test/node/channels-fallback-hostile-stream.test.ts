@@ -45,9 +45,7 @@ describe('§9 the event stream', () => {
 
   it('a client that stops reading is cut off near maxBufferedBytes (4503), not after the server buffered everything for it', async (t) => {
     const { port, server } = await serve(t, { maxBufferedBytes: 256 * 1024 });
-    const raw = await RawSse.open(t, port);
-    assert.equal((await post(port, '/channels/send', { session: raw.session, body: '{"id":2,"type":"subscribe","channel":"flood"}' })).status, 204);
-    await until(() => raw.saw('"id":2,"type":"subscribed"'), 'subscribed');
+    const raw = await RawSse.subscribed(t, port, 'flood');
     raw.socket.pause();
     const before = raw.received;
     // 48 MiB published in one burst (all appends run before any timer can fire).
@@ -64,9 +62,7 @@ describe('§9 the event stream', () => {
 
   it('a client that never reads again is released: its connection and session do not outlive the slow-consumer cut-off', async (t) => {
     const { port, server, sessionTopics } = await serve(t, { maxBufferedBytes: 256 * 1024 });
-    const raw = await RawSse.open(t, port);
-    assert.equal((await post(port, '/channels/send', { session: raw.session, body: '{"id":2,"type":"subscribe","channel":"flood"}' })).status, 204);
-    await until(() => raw.saw('"id":2,"type":"subscribed"'), 'subscribed');
+    const raw = await RawSse.subscribed(t, port, 'flood');
     raw.socket.pause();
     const payload = 'x'.repeat(64 * 1024);
     await Promise.all(Array.from({ length: 256 }, () => server.publish('flood', payload)));
@@ -226,9 +222,7 @@ describe('shutdown', () => {
     });
     const readers = [await mustOpen(t, port), await mustOpen(t, port)];
     for (const s of readers) await subscribe(s, 2, 'chat:s');
-    const stuck = await RawSse.open(t, port);
-    assert.equal((await post(port, '/channels/send', { session: stuck.session, body: '{"id":2,"type":"subscribe","channel":"chat:s"}' })).status, 204);
-    await until(() => stuck.saw('"id":2,"type":"subscribed"'), 'subscribed');
+    const stuck = await RawSse.subscribed(t, port, 'chat:s');
     stuck.socket.pause();
     const payload = 'y'.repeat(64 * 1024);
     await Promise.all(Array.from({ length: 128 }, () => server.publish('chat:s', payload)));
