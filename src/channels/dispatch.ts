@@ -160,7 +160,9 @@ export class Dispatcher<T> {
     try {
       await hub.ready;
       if (this.cancelled(session, id, channel, hub)) return;
-      if (recover === null || (recover.epoch === hub.epoch && recover.offset >= hub.offset)) {
+      // Nothing missed: the position is the hub's own. A position beyond it
+      // (a hub that lags the store, or a forged one) is the store's to judge.
+      if (recover === null || (recover.epoch === hub.epoch && recover.offset === hub.offset)) {
         const position = recover === null ? hub : { offset: recover.offset, epoch: hub.epoch };
         session.send(subscribedFrame(id, channel, position, recover === null ? null : { recovered: true, publications: [] }));
       } else if (options.history.size === 0) {

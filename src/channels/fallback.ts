@@ -17,6 +17,7 @@ import { LocalBroker } from '../pubsub/local.js';
 import { type Command, type CommandError, parseCommand } from './commands.js';
 import type { Dispatcher } from './dispatch.js';
 import { errorFrame } from './frames.js';
+import { targetPath } from '../protocol/handshake.js';
 import type { ChannelLimits, ChannelServerOptions } from './options.js';
 import { type Session, requestOf } from './session.js';
 import { SseSession } from './sse-session.js';
@@ -29,6 +30,8 @@ export const MAX_BATCH = 16;
 export interface FallbackHost<T> {
   readonly path: string;
   readonly limits: ChannelLimits;
+  /** How long an ended stream whose client stopped reading is kept before it is cut. */
+  readonly closeTimeout: number;
   readonly broker: Broker;
   readonly closing: boolean;
   readonly dispatch: Dispatcher<T>;
@@ -42,6 +45,10 @@ type Origins = ChannelServerOptions['allowedOrigins'];
 export class Fallback<T> {
   /** Local fallback sessions by the hash of their secret. */
   private readonly sessions = new Map<string, SseSession<T>>();
+  /** Every open stream response, started or still in authenticate. */
+  private readonly streams = new Set<ServerResponse>();
+  /** Resolves `drain()` once the last stream is closed. */
+  private drained: (() => void) | null = null;
   private readonly connectPath: string;
   private readonly sendPath: string;
 
@@ -55,9 +62,8 @@ export class Fallback<T> {
 
   /** Serves a fallback request; false if `req` is not for the fallback. */
   handle(req: IncomingMessage, res: ServerResponse): boolean {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q < 0 ? url : url.slice(0, q);
+    // The path of the target, also in absolute-form (RFC 9112 §3.2.2).
+    const path = targetPath(req.url ?? '/');
     if (path !== this.connectPath && path !== this.sendPath) return false;
     const origin = typeof req.headers.origin === 'string' ? req.headers.origin : undefined;
     if (!this.originAllowed(origin, req)) {
@@ -96,8 +102,26 @@ export class Fallback<T> {
     return true;
   }
 
+  /**
+   * Resolves once every stream response has closed (ended streams finish as
+   * their clients read the rest, the disconnect included), or after
+   * closeTimeout (a connect still in `authenticate`, a client that stopped
+   * reading), whichever comes first.
+   */
+  drain(): Promise<void> {
+    if (this.streams.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, this.host.closeTimeout);
+      function done(): void {
+        clearTimeout(timer);
+        resolve();
+      }
+      this.drained = done;
+    });
+  }
+
   close(): void {
-    for (const s of this.sessions.values()) s.res.destroy();
+    for (const res of this.streams) res.destroy();
     this.sessions.clear();
   }
 
@@ -110,9 +134,13 @@ export class Fallback<T> {
       return;
     }
     const connect = cmd[0];
-    const session = new SseSession<T>(requestOf(req, 'sse'), Date.now(), res, (s, o, b) => this.routed(s, o, b), cors);
+    const limits = { maxBufferedBytes: this.host.limits.maxBufferedBytes, closeTimeout: this.host.closeTimeout };
+    const session = new SseSession<T>(requestOf(req, 'sse'), Date.now(), res, (s, o, b) => this.routed(s, o, b), cors, limits);
     this.host.sessionOpened(session);
+    this.streams.add(res);
     res.on('close', () => {
+      this.streams.delete(res);
+      if (this.streams.size === 0) this.drained?.();
       this.sessions.delete(session.hash);
       this.host.broker.unsubscribeAll(session);
       this.host.closed(session);
@@ -136,11 +164,17 @@ export class Fallback<T> {
     const secret = req.headers[SESSION_HEADER];
     // 32 random bytes in base64url: anything else cannot be a session, and is not worth a broker message.
     if (typeof secret !== 'string' || !/^[A-Za-z0-9_-]{43}$/.test(secret)) return respond(res, 400, `missing or malformed ${SESSION_HEADER} header`, cors);
+    let value: unknown;
+    try {
+      value = JSON.parse(body);
+    } catch {
+      return respond(res, 400, 'the body is not JSON', cors);
+    }
     const hash = createHash('sha256').update(secret).digest('base64url');
     const local = this.sessions.get(hash);
     if (local !== undefined) {
       if (local.origin !== origin) return respond(res, 403, 'session belongs to another origin', cors);
-      this.run(local, body);
+      this.run(local, commandsOf(value, body, this.host.limits.maxMessageSize));
       res.writeHead(204, cors).end();
       return;
     }
@@ -160,13 +194,12 @@ export class Fallback<T> {
       this.host.dispatch.fail(session, null, ErrorCode.Forbidden, 'command from another origin refused');
       return;
     }
-    this.run(session, body);
+    this.run(session, parseBody(body, this.host.limits.maxMessageSize));
   }
 
-  private run(session: SseSession<T>, body: string): void {
+  private run(session: SseSession<T>, commands: (Command | CommandError)[]): void {
     session.seen = true;
-    const max = this.host.limits.maxMessageSize;
-    for (const cmd of parseBody(body, max)) this.host.dispatch.handle(session, cmd);
+    for (const cmd of commands) this.host.dispatch.handle(session, cmd);
   }
 
   private originAllowed(origin: string | undefined, req: IncomingMessage): boolean {
@@ -191,6 +224,11 @@ export function parseBody(body: string, max = Infinity): (Command | CommandError
   } catch {
     return [{ id: null, code: ErrorCode.BadRequest, message: 'not JSON' }];
   }
+  return commandsOf(value, body, max);
+}
+
+/** The commands of a POST body already parsed as JSON (`value`, from `body`). */
+function commandsOf(value: unknown, body: string, max: number): (Command | CommandError)[] {
   const list = Array.isArray(value) ? value : [value];
   if (list.length > MAX_BATCH) return [{ id: null, code: ErrorCode.BadRequest, message: `at most ${MAX_BATCH} commands per request` }];
   return list.map((item: unknown) => {

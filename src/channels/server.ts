@@ -199,6 +199,9 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
     this.shuttingDown = true;
     clearInterval(this.sweepTimer);
     for (const s of this.sessions.values()) s.disconnect(1001, 'server shutting down', true);
+    // Event streams end like WebSocket connections do: their clients get the
+    // rest (the disconnect last) before the server closes its connections.
+    await this.fallback.drain();
     await this.wss.close();
     this.fallback.close();
     if (this.ownsBroker) await this.broker.close();
@@ -206,6 +209,11 @@ export class ChannelServer<T = unknown> implements DispatchHost<T>, HubHost {
   }
 
   // DispatchHost and HubHost (internal).
+
+  /** How long an ending stream may take (the WebSocketServer's closeTimeout). */
+  get closeTimeout(): number {
+    return this.wss.closeTimeout;
+  }
 
   /** True once `close()` started. */
   get closing(): boolean {

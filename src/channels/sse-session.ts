@@ -8,6 +8,7 @@ import type { ServerResponse } from 'node:http';
 import type { TopicSubscriber } from '../pubsub/broker.js';
 import type { TopicMessage } from '../pubsub/message.js';
 import type { ConnectRequest } from './options.js';
+import { CloseCode } from '../client-lib/codes.js';
 import { Session, SessionState } from './session.js';
 import { decode } from './wire.js';
 
@@ -21,6 +22,8 @@ export const SSE_HEADERS = {
 /** HTTP status for a fallback connect that ends before its stream started. */
 function statusOf(code: number): number {
   if (code === 4401) return 401;
+  // Going away (the server shuts down): try again, elsewhere (RFC 9110 §15.6.4).
+  if (code === 1001) return 503;
   if (code >= 4500 && code < 5000) return 503;
   return 400;
 }
@@ -35,6 +38,8 @@ export class SseSession<T = unknown> extends Session<T> implements TopicSubscrib
   readonly origin: string;
   /** Frames sent before the stream started (the `connected` reply, or the refusal). */
   private early: string[] | null = [];
+  /** Set once the output passed `limits.maxBufferedBytes` (the disconnect is on its way). */
+  private slow = false;
 
   constructor(
     request: ConnectRequest,
@@ -42,18 +47,27 @@ export class SseSession<T = unknown> extends Session<T> implements TopicSubscrib
     readonly res: ServerResponse,
     private readonly onRouted: (session: SseSession<T>, origin: string, body: string) => void,
     readonly extraHeaders: Record<string, string>,
+    private readonly limits: { readonly maxBufferedBytes: number; readonly closeTimeout: number },
   ) {
     super(request, now);
     this.origin = request.origin ?? '';
   }
-
 
   send(text: string): void {
     if (this.early !== null) {
       this.early.push(text);
       return;
     }
-    if (!this.res.writableEnded) this.res.write(`data: ${text}\n\n`);
+    const res = this.res;
+    if (res.writableEnded) return;
+    res.write(`data: ${text}\n\n`);
+    // A consumer that does not keep up is closed as soon as its output
+    // passes the limit (PROTOCOL.md §8: 4503), not at the next sweep: a
+    // burst between sweeps would otherwise be buffered without bound.
+    if (!this.slow && res.writableLength > this.limits.maxBufferedBytes) {
+      this.slow = true;
+      this.disconnect(CloseCode.SlowConsumer, 'slow consumer', true);
+    }
   }
 
   /** Starts the event stream and flushes what was sent before. */
@@ -86,7 +100,15 @@ export class SseSession<T = unknown> extends Session<T> implements TopicSubscrib
       this.res.writeHead(statusOf(code), { 'Content-Type': 'application/json', 'Cache-Control': 'no-store', ...this.extraHeaders }).end(body);
       return;
     }
-    this.res.end();
+    const res = this.res;
+    res.end();
+    // A client that stops reading would hold the ended response (and its
+    // connection) forever: it is cut after closeTimeout, as a WebSocket peer
+    // that does not finish its closing handshake is.
+    if (!res.writableFinished) {
+      const timer = setTimeout(destroyResponse, this.limits.closeTimeout, res).unref();
+      res.once('close', () => clearTimeout(timer));
+    }
   }
 
   /** Commands POSTed to another node, routed here through the broker (TopicSubscriber). */
@@ -96,4 +118,8 @@ export class SseSession<T = unknown> extends Session<T> implements TopicSubscrib
     this.onRouted(this, d.origin, d.body);
     return true;
   }
+}
+
+function destroyResponse(res: ServerResponse): void {
+  res.destroy();
 }
