@@ -26,6 +26,8 @@ export { RelayBroker } from './pubsub/relay.js';
 export { TopicMessage, type PublishData } from './pubsub/message.js';
 // Protocol vocabulary shared by both sides
 export { CloseCode, ProtocolError, ReadyState, type ExtensionNegotiator, type ExtensionOffer } from './protocol/index.js';
+// The path a request-target names (origin-form or absolute-form), for routing handshakes by path.
+export { targetPath } from './protocol/handshake.js';
 export type { PerMessageDeflateOptions } from './protocol/deflate-params.js';
 export { DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_PAYLOAD } from './options.js';
 // Observability
