@@ -11,7 +11,8 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { WebSocket, type WebSocketOptions } from '../../src/index.js';
 import { closeFrameOf, closePayload, serverFrame, buildFrame } from '../helpers/frames.js';
-import { ClientLog, LOOPBACK, RawPeer, RawServer, Scope, acceptFor, closedPort, withTimeout, type AnswerOptions } from '../helpers/client-peer.js';
+import { ClientLog, LOOPBACK, RawPeer, Scope, acceptFor, closedPort, withTimeout } from '../helpers/client-peer.js';
+import { assertFailed, connectRaw, openRaw, scope, type Opened } from '../helpers/client-raw.js';
 import { TLS_CERT, TLS_KEY } from '../helpers/client-tls.js';
 
 const TEXT = 0x1;
@@ -20,54 +21,6 @@ const CLOSE = 0x8;
 const PING = 0x9;
 const PONG = 0xa;
 const CONTINUATION = 0x0;
-
-function scope(t: TestContext): Scope {
-  const s = new Scope();
-  t.after(() => s.dispose());
-  return s;
-}
-
-interface Opened {
-  s: Scope;
-  server: RawServer;
-  peer: RawPeer;
-  ws: WebSocket;
-  log: ClientLog;
-}
-
-/** A client connected to a raw peer that answered with `answer`; the open event (if any) not awaited. */
-async function connectRaw(t: TestContext, answer: AnswerOptions = {}, options: WebSocketOptions = {}, protocols?: string[]): Promise<Opened> {
-  const s = scope(t);
-  const server = await s.rawServer();
-  const ws = s.client(new WebSocket(server.url('/chat?room=1'), protocols, { closeTimeout: 1_000, ...options }));
-  const log = new ClientLog(ws);
-  const peer = await server.next();
-  await peer.handshake(answer);
-  return { s, server, peer, ws, log };
-}
-
-/** A client with a completed handshake (open event received). */
-async function openRaw(t: TestContext, options: WebSocketOptions = {}): Promise<Opened> {
-  const o = await connectRaw(t, {}, options);
-  await o.log.first('open');
-  return o;
-}
-
-/** Asserts the connection failed: error then close with 1006, not clean, and no open before. */
-async function assertFailed(log: ClientLog, messagePattern?: RegExp): Promise<void> {
-  const closed = await log.closed();
-  const types = log.types();
-  assert.deepEqual(types.slice(-2), ['error', 'close']);
-  assert.equal(closed.code, 1006);
-  assert.equal(closed.wasClean, false);
-  assert.equal(closed.readyState, WebSocket.CLOSED);
-  if (messagePattern !== undefined) {
-    const error = log.all('error')[0];
-    assert.ok(error !== undefined);
-    assert.match(error.message, messagePattern);
-    assert.ok(error.error instanceof Error);
-  }
-}
 
 describe('RFC 6455 §4.1: the opening handshake request', () => {
   it('sends GET with the resource name, Host, Upgrade, Connection, a fresh key and version 13', async (t) => {
