@@ -94,13 +94,22 @@ export class ClientLink extends Link {
   }
 
   protected override transportError(error: Error): void {
+    // What the stream still held when it broke was never sent: counted
+    // now, before Node empties the destroyed stream (WHATWG: bufferedAmount
+    // is not reset when the connection closes).
+    this.session.ledger.prune(this.stream.writableLength);
     // RFC 6455 §7.1.4: after the closing handshake the TCP close is clean however it happens.
     if (this.conn.closeSent && this.conn.closeReceived) return;
     this.session.failed(error);
   }
 
   protected transportClosed(): void {
-    this.session.ledger.prune(this.stream.writableLength);
+    // After a closing handshake everything before our close frame reached
+    // the peer; a stream cut short reports nothing any more (a destroyed
+    // stream's writableLength is 0), so what was in flight at the last
+    // count stays counted.
+    if (this.conn.closeSent && this.conn.closeReceived) this.session.ledger.prune(0);
+    else if (!this.stream.destroyed) this.session.ledger.prune(this.stream.writableLength);
     this.session.linkClosed();
   }
 

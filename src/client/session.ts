@@ -70,7 +70,7 @@ export class ClientSession implements DialTarget, SendSink {
     }
     // RFC 6455 §4.1 (the client MUST validate the server's response); WHATWG WebSockets § 2.2.
     const o = this.options;
-    const negotiated = negotiateClient({ statusCode: res.statusCode ?? 0, headers: res.headers }, this.key, this.protocols, o.perMessageDeflate, o.maxPayload);
+    const negotiated = negotiateClient({ statusCode: res.statusCode ?? 0, headers: res.headers, httpVersion: res.httpVersion }, this.key, this.protocols, o.perMessageDeflate, o.maxPayload);
     if (negotiated instanceof Error) {
       socket.destroy();
       this.failConnecting(negotiated);
@@ -91,8 +91,10 @@ export class ClientSession implements DialTarget, SendSink {
   /** The server answered without upgrading (any status but a 101 that upgrades). @internal */
   dialResponded(res: IncomingMessage): void {
     this.dial = null;
-    res.resume();
-    const checked = checkUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers }, this.key, this.protocols);
+    // Failing the connection closes it (RFC 6455 §4.1, §7.1.7): whatever body follows is not read.
+    res.socket?.destroy();
+    res.destroy();
+    const checked = checkUpgradeResponse({ statusCode: res.statusCode ?? 0, headers: res.headers, httpVersion: res.httpVersion }, this.key, this.protocols);
     this.failConnecting(checked instanceof Error ? checked : new Error('server accepted the handshake but did not upgrade the connection'));
   }
 

@@ -228,6 +228,8 @@ export function buildRefusal(status: number, body: string, extraHeaders?: Record
 export interface ResponseInfo {
   statusCode: number;
   headers: HeaderMap;
+  /** "1.1" (checked when given: a 101 only exists from HTTP/1.1 on). */
+  httpVersion?: string;
 }
 
 export interface AcceptedResponse {
@@ -249,7 +251,10 @@ export function checkUpgradeResponse(
 ): AcceptedResponse | Error {
   const h = res.headers;
   if (res.statusCode !== 101) return new Error(`server answered the handshake with status ${res.statusCode}, not 101`);
-  if (!hasToken(header(h, 'upgrade'), 'websocket')) return new Error('server response lacks "Upgrade: websocket"');
+  // RFC 9110 §15.2: HTTP/1.0 has no 1xx responses; the handshake is an HTTP/1.1 upgrade (RFC 6455 §1.3).
+  if (res.httpVersion !== undefined && !/^1\.[1-9]$/.test(res.httpVersion)) return new Error(`server answered the handshake in HTTP/${res.httpVersion}`);
+  // RFC 6455 §4.1: the value must be "websocket" (any case), not a list that contains it.
+  if (header(h, 'upgrade')?.trim().toLowerCase() !== 'websocket') return new Error('server response lacks "Upgrade: websocket"');
   if (!hasToken(header(h, 'connection'), 'upgrade')) return new Error('server response lacks "Connection: Upgrade"');
   const accept = header(h, 'sec-websocket-accept');
   if (accept === undefined || accept.trim() !== acceptKey(key)) return new Error('server sent a wrong Sec-WebSocket-Accept');
