@@ -13,6 +13,7 @@ import { MemoryStore } from '../../src/channels/memory-store.js';
 import { Bus, BusBroker, type Json, Peer, startChannels, until } from '../helpers/channels.js';
 import { CHAT, FAST, closeFrameBytes, drainTail, errors, offsets, range, rawSubscriber, sleep } from '../helpers/channels-hostile.js';
 import { withTimeout } from '../helpers/raw-client.js';
+import { mustOpen, post } from '../helpers/sse.js';
 
 /** Two channel servers sharing a store, over a broker that delivers across them late and out of order. */
 async function twoNodes(t: TestContext): Promise<string[]> {
@@ -91,6 +92,16 @@ describe('publishing (PROTOCOL.md §2 publish, §5, §8)', () => {
     const answer = await Promise.race([p.reply(2).then((r) => JSON.stringify(r).slice(0, 80)), p.closed().then((c) => `close ${c} ${p.closeReason}`)]);
     assert.match(answer, /"id":2,"type":"(published|error)"/, `the publish was answered: ${answer}`);
     assert.deepEqual(await p.call({ id: 3, type: 'ping' }), { id: 3, type: 'pong' });
+  });
+
+  it('the same value POSTed to the fallback\'s /send is answered on the stream; the server process survives it', async (t) => {
+    const { port } = await startChannels(t, { channels: [CHAT] });
+    const stream = await mustOpen(t, port);
+    const deep = '['.repeat(20_000) + ']'.repeat(20_000);
+    const body = `{"id":2,"type":"publish","channel":"chat:deep","data":${deep}}`;
+    const answer = await post(port, '/channels/send', { session: stream.session, body }, 3000).then((r) => String(r.status), (err: unknown) => String(err));
+    assert.equal(answer, '204', `POST /channels/send answered: ${answer}`);
+    assert.match(JSON.stringify(await stream.reply(2)), /"type":"(published|error)"/);
   });
 
   it('a flood from eight clients on two nodes: every subscriber sees offsets 1..N once, in one order, each ack matching its pub', async (t) => {
