@@ -27,7 +27,6 @@ export interface CommandError {
 
 export const MAX_CHANNEL_LENGTH = 255;
 const MAX_NAME_LENGTH = 128;
-const MAX_TOKEN_LENGTH = 8192;
 
 /** A channel name is 1..255 UTF-16 units without control characters (PROTOCOL.md §4). */
 export function validChannel(name: unknown): name is string {
@@ -66,8 +65,9 @@ export function parseCommand(value: unknown): Command | CommandError {
     case 'connect': {
       const token = o.token;
       const name = o.name;
-      if (token !== undefined && (typeof token !== 'string' || token.length > MAX_TOKEN_LENGTH)) return fail(id, ErrorCode.BadRequest, 'token must be a string');
-      if (name !== undefined && (typeof name !== 'string' || name.length > MAX_NAME_LENGTH)) return fail(id, ErrorCode.BadRequest, 'name must be a short string');
+      // The token is bounded by the frame size only (PROTOCOL.md §8).
+      if (token !== undefined && typeof token !== 'string') return fail(id, ErrorCode.BadRequest, 'token must be a string');
+      if (name !== undefined && (typeof name !== 'string' || name.length > MAX_NAME_LENGTH)) return fail(id, ErrorCode.BadRequest, `name must be a string of at most ${MAX_NAME_LENGTH} characters`);
       return { type, id, token, name };
     }
     case 'ping':
@@ -122,7 +122,23 @@ function publicationPayload(o: Record<string, unknown>): string | { error: strin
     if (typeof b64 !== 'string' || !BASE64.test(b64)) return { error: 'b64 must be standard padded base64' };
     return `{"b64":"${b64}"}`;
   }
-  return `{"data":${JSON.stringify(o.data ?? null)}}`;
+  const data = jsonText(o.data ?? null);
+  if (data === null) return { error: 'data is nested too deeply' };
+  return `{"data":${data}}`;
+}
+
+/**
+ * JSON text of a value parsed from a client, or null when it is nested too
+ * deeply to serialise (JSON.parse takes depths that JSON.stringify's
+ * recursion cannot: a RangeError, which must not escape as a crash).
+ */
+export function jsonText(value: unknown): string | null {
+  try {
+    return JSON.stringify(value) ?? null;
+  } catch (err) {
+    if (err instanceof RangeError) return null;
+    throw err;
+  }
 }
 
 function fail(id: number | null, code: number, message: string): CommandError {

@@ -56,6 +56,12 @@ export class Dispatcher<T> {
     if (cmd.type === 'ping') return session.send(reply(cmd.id, 'pong'));
     if (this.host.closing) return this.fail(session, cmd.id, ErrorCode.Unavailable, 'server is shutting down');
     if (session.pending.has(cmd.id)) return this.fail(session, cmd.id, ErrorCode.Conflict, 'a command with this id is in progress');
+    // The publish rate is checked first (PROTOCOL.md §8: 429, and 4429 for a
+    // flood): a publish over it must not count as in progress.
+    if (cmd.type === 'publish') {
+      const l = this.host.limits;
+      if (!session.takePublish(l.publishBurst, l.publishRate, Date.now())) return this.fail(session, cmd.id, ErrorCode.RateLimited, 'publish rate exceeded');
+    }
     if (session.pending.size >= this.host.limits.maxPending) return this.fail(session, cmd.id, ErrorCode.TooManyPending, 'too many commands in progress');
     session.pending.add(cmd.id);
     this.run(session, cmd).then(
@@ -139,9 +145,29 @@ export class Dispatcher<T> {
   }
 
   private async subscribe(session: Session<T>, id: number, channel: string, recover: { offset: number; epoch: string } | null): Promise<void> {
+    // A subscribe to this channel that was unsubscribed while in progress
+    // (its hooks or store read still running) winds down first, answered
+    // on its own; this one then starts afresh.
+    const winding = session.channels.get(channel) === Sub.Cancelled ? session.subscribing?.get(channel) : undefined;
+    if (winding !== undefined) {
+      await winding.catch(() => undefined);
+      if (session.closed) return;
+    }
     if (session.channels.has(channel)) throw new Refusal(ErrorCode.Conflict, 'already subscribed');
     if (session.channels.size >= this.host.limits.maxChannels) throw new Refusal(ErrorCode.TooManyChannels, 'too many channels');
     session.channels.set(channel, Sub.Pending);
+    const attempt = this.subscribeSteps(session, id, channel, recover);
+    const attempts = (session.subscribing ??= new Map());
+    attempts.set(channel, attempt);
+    try {
+      await attempt;
+    } finally {
+      if (attempts.get(channel) === attempt) attempts.delete(channel);
+    }
+  }
+
+  /** The steps of a subscribe, once its channel is marked Pending. */
+  private async subscribeSteps(session: Session<T>, id: number, channel: string, recover: { offset: number; epoch: string } | null): Promise<void> {
     let allowed: boolean;
     try {
       allowed = await this.can(session, 'subscribe', channel);
@@ -233,8 +259,6 @@ export class Dispatcher<T> {
   }
 
   private async publish(session: Session<T>, id: number, channel: string, payload: string): Promise<void> {
-    const limits = this.host.limits;
-    if (!session.takePublish(limits.publishBurst, limits.publishRate, Date.now())) throw new Refusal(ErrorCode.RateLimited, 'publish rate exceeded');
     const options = this.host.rules.get(channel);
     if (!options.publish) throw new Refusal(ErrorCode.Forbidden, 'clients may not publish to this channel');
     if (!(await this.can(session, 'publish', channel))) throw new Refusal(ErrorCode.Forbidden, 'not allowed to publish to this channel');

@@ -15,7 +15,7 @@ import { ErrorCode } from '../client-lib/codes.js';
 import type { Broker } from '../pubsub/broker.js';
 import { LocalBroker } from '../pubsub/local.js';
 import { targetPath } from '../index.js';
-import { type Command, type CommandError, parseCommand } from './commands.js';
+import { type Command, type CommandError, jsonText, parseCommand } from './commands.js';
 import type { Dispatcher } from './dispatch.js';
 import { errorFrame } from './frames.js';
 import type { ChannelLimits, ChannelServerOptions } from './options.js';
@@ -232,7 +232,7 @@ function commandsOf(value: unknown, body: string, max: number): (Command | Comma
   const list = Array.isArray(value) ? value : [value];
   if (list.length > MAX_BATCH) return [{ id: null, code: ErrorCode.BadRequest, message: `at most ${MAX_BATCH} commands per request` }];
   return list.map((item: unknown) => {
-    if (max !== Infinity && Buffer.byteLength(Array.isArray(value) ? (JSON.stringify(item) ?? '') : body) > max) {
+    if (max !== Infinity && Buffer.byteLength(Array.isArray(value) ? (jsonText(item) ?? '') : body) > max) {
       const id = typeof item === 'object' && item !== null && typeof (item as { id?: unknown }).id === 'number' ? (item as { id: number }).id : null;
       return { id, code: ErrorCode.TooLarge, message: `command larger than ${max} bytes` };
     }

@@ -39,6 +39,8 @@ export abstract class Session<T = unknown> implements ChannelClient<T> {
   request: ConnectRequest | null;
   /** channel → subscription state. */
   readonly channels = new Map<string, Sub>();
+  /** Subscribes in progress, by channel (dispatch.ts). */
+  subscribing: Map<string, Promise<void>> | null = null;
   /** Channels whose presence holds this session (null while none). */
   presence: Set<string> | null = null;
   /** Ids of commands in progress (async hooks, store calls). */
