@@ -105,11 +105,9 @@ export class ClientLink extends Link {
 
   protected transportClosed(): void {
     // After a closing handshake everything before our close frame reached
-    // the peer; a stream cut short reports nothing any more (a destroyed
-    // stream's writableLength is 0), so what was in flight at the last
-    // count stays counted.
+    // the peer. A stream cut short tells nothing any more (a closed stream's
+    // writableLength is 0): what was in flight at the last count stays counted.
     if (this.conn.closeSent && this.conn.closeReceived) this.session.ledger.prune(0);
-    else if (!this.stream.destroyed) this.session.ledger.prune(this.stream.writableLength);
     this.session.linkClosed();
   }
 
