@@ -230,6 +230,9 @@ export class OwnedListener {
       busy: 0,
       last: null,
       onData: () => {
+        // An upgrade (a handshake on this connection) takes the socket from
+        // node:http, which then lets go of its parser: nothing to time here.
+        if ((socket as Socket & { parser?: unknown }).parser == null) return this.#unwatch(socket, next);
         if (next.since === 0 && next.busy === 0 && (next.last === null || next.last.complete)) {
           next.since = Date.now();
           this.#startSweep();

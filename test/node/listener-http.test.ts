@@ -113,6 +113,22 @@ describe('listen() with onRequest: plain HTTP handed to node:http with the bytes
   });
 
   // RFC 9112 §9.3.2: responses to pipelined requests go in the order of the requests.
+  it("a WebSocket opened on a kept-alive HTTP connection is not timed as a next request head: it outlives handshakeTimeout", async (t) => {
+    const { s, port, log } = await listenOwned(t, { handshakeTimeout: 300 }, echoRequest);
+    const peer = await connectNoDelay(s, port);
+    await peer.write(get('/first'));
+    assert.equal((await peer.readResponse()).status, 200);
+    await upgradeAndEcho(peer, 'opened');
+    // Frames for well over handshakeTimeout: each is answered, none is taken for the start of a head.
+    for (let i = 0; i < 8; i++) {
+      await delay(100);
+      await peer.send({ opcode: 0x1, payload: `frame ${i}` });
+      const f = await peer.readFrame();
+      assert.equal(f.payload.toString('utf8'), `frame ${i}`);
+    }
+    assert.equal(log.all('close').length, 0);
+  });
+
   it('a WebSocket handshake pipelined right behind a plain request in one write is answered after it: 200, then 101, then frames', async (t) => {
     const { s, port } = await listenOwned(t, {}, echoRequest);
     const peer = await connectNoDelay(s, port);
