@@ -12,6 +12,7 @@ import { type BrokerErrorEvent, RedisBroker } from '../../src/redis/index.js';
 import { TLS_CERT, TLS_KEY } from '../helpers/client-tls.js';
 import { waitFor } from '../helpers/processes.js';
 import { Sink, pubsubChannels, startRedis } from '../helpers/redis.js';
+import { PublishStream, watchCrashes, wsClient, wsNode } from '../helpers/redis-outage.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
@@ -144,5 +145,79 @@ describe('production Redis: TLS', () => {
     cleanups.push(() => untrusting.close());
     await waitFor('the certificate error', () => errors.length > 0);
     assert.match(String(errors[0]?.message), /certificate/i);
+  });
+});
+
+describe('WebSocketServers on RedisBrokers while Redis is killed and restarted', () => {
+  it('publishes fail through their callback in bounded time, nothing crashes, and delivery across the nodes resumes', async () => {
+    const crashes = watchCrashes(cleanups);
+    const redis = await startRedis();
+    cleanups.push(() => redis.cleanup());
+    const a = await wsNode(redis.url, 'k1', cleanups);
+    const b = await wsNode(redis.url, 'k1', cleanups);
+    const [ca, cb] = [await wsClient(a.port, cleanups), await wsClient(b.port, cleanups)];
+    await waitFor('Redis knows both nodes', async () => (await redis.cli(['PUBSUB', 'NUMSUB', 'k1:t'])).trim().endsWith('2'));
+    const stream = new PublishStream(a.wss, 't', 5, 1);
+    cleanups.push(async () => stream.stop());
+    await waitFor('the stream at the other node', () => cb.got.length >= 20);
+
+    await redis.kill();
+    const killedAt = stream.seq;
+    await waitFor('publish callbacks with errors', () => stream.failed.length >= 20, 15_000);
+    // README "Failures": publishes fail at once; none is left waiting on a dead Redis.
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.deepEqual(stream.waitingLongerThan(2000), [], 'publish callbacks pending for more than 2 s while Redis is down');
+    const localBefore = ca.got.length;
+    await waitFor('local delivery during the outage', () => ca.got.length > localBefore + 10);
+    assert.ok(ca.got.some((m) => Number(m) > killedAt), 'the local client got publishes made while Redis was down');
+
+    await redis.restart();
+    const resumedFrom = stream.seq;
+    await waitFor('cross-node delivery resumes without restarting the servers', () => cb.got.some((m) => Number(m) > resumedFrom), 30_000);
+    stream.stop();
+    await waitFor('every publish callback called', () => stream.waiting === 0, 15_000);
+    const nums = cb.got.map(Number);
+    assert.ok(nums.every((n, i) => i === 0 || n > (nums[i - 1] as number)), 'in order, no duplicates at the remote client');
+    assert.deepEqual(crashes, []);
+  });
+});
+
+describe('a Redis that hangs (SIGSTOP) and comes back (SIGCONT)', () => {
+  it('pending bytes stay under maxPendingBytes, the excess fails at once, nothing crashes, and delivery resumes', async () => {
+    const crashes = watchCrashes(cleanups);
+    const redis = await startRedis();
+    cleanups.push(() => redis.cleanup());
+    const limit = 256 * 1024;
+    const a = await wsNode(redis.url, 'k2', cleanups, limit);
+    const b = await wsNode(redis.url, 'k2', cleanups);
+    const cb = await wsClient(b.port, cleanups);
+    await waitFor('Redis knows the subscribing node', async () => (await redis.cli(['PUBSUB', 'NUMSUB', 'k2:t'])).trim().endsWith('1'));
+    // 50 publishes of 4 KiB every 5 ms: about 40 MB/s, far past the limit within the pause if it queued.
+    const stream = new PublishStream(a.wss, 't', 5, 50, 4096);
+    cleanups.push(async () => stream.stop());
+    await waitFor('the stream at the other node', () => cb.got.length >= 50);
+
+    const heapBefore = process.memoryUsage().heapUsed;
+    redis.pause();
+    let maxPending = 0;
+    const failedBefore = stream.failed.length;
+    const pausedUntil = Date.now() + 4000;
+    while (Date.now() < pausedUntil) {
+      maxPending = Math.max(maxPending, a.broker.pendingBytes);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const heapGrowth = process.memoryUsage().heapUsed - heapBefore;
+    const failedDuringPause = stream.failed.length - failedBefore;
+    redis.resume();
+    assert.ok(maxPending <= limit, `pendingBytes ${maxPending} passed maxPendingBytes ${limit}`);
+    assert.ok(failedDuringPause > 0, 'publishes beyond maxPendingBytes failed through their callbacks during the pause');
+    // A gross bound only (tens of MB were published): a queue without bound would pass it.
+    assert.ok(heapGrowth < 150 * 1024 * 1024, `heap grew by ${heapGrowth} bytes during a 4 s pause`);
+
+    const resumedFrom = stream.seq;
+    await waitFor('delivery resumes after SIGCONT', () => cb.got.some((m) => Number(m.split(' ')[0]) > resumedFrom), 30_000);
+    stream.stop();
+    await waitFor('every publish callback called after the pause', () => stream.waiting === 0, 30_000);
+    assert.deepEqual(crashes, []);
   });
 });
