@@ -6,12 +6,17 @@
  */
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { after, describe, it } from 'node:test';
+import { after, describe, it, type TestContext } from 'node:test';
+import { Client } from '../../src/client-lib/client.js';
+import { WebSocket } from '../../src/index.js';
 import { TopicMessage } from '../../src/pubsub/message.js';
-import { type BrokerErrorEvent, RedisBroker } from '../../src/redis/index.js';
+import { type BrokerErrorEvent, RedisBroker, RedisChannelStore } from '../../src/redis/index.js';
+import { TcpProxy, recordNumbers, startChannels, until } from '../helpers/channels.js';
+import { withTimeout } from '../helpers/raw-client.js';
+import { CHAT, mustOpen, post } from '../helpers/sse.js';
 import { TLS_CERT, TLS_KEY } from '../helpers/client-tls.js';
 import { waitFor } from '../helpers/processes.js';
-import { Sink, pubsubChannels, startRedis } from '../helpers/redis.js';
+import { type RedisServer, Sink, pubsubChannels, startRedis } from '../helpers/redis.js';
 import { PublishStream, watchCrashes, wsClient, wsNode } from '../helpers/redis-outage.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -218,6 +223,155 @@ describe('a Redis that hangs (SIGSTOP) and comes back (SIGCONT)', () => {
     await waitFor('delivery resumes after SIGCONT', () => cb.got.some((m) => Number(m.split(' ')[0]) > resumedFrom), 30_000);
     stream.stop();
     await waitFor('every publish callback called after the pause', () => stream.waiting === 0, 30_000);
+    assert.deepEqual(crashes, []);
+  });
+});
+
+/** A channel node on its own RedisBroker and RedisChannelStore (closed after the test). */
+async function channelNode(t: TestContext, redis: RedisServer, prefix: string, storeRedis: RedisServer = redis) {
+  const broker = new RedisBroker({ url: redis.url, prefix, onError: () => {} });
+  const store = new RedisChannelStore({ url: storeRedis.url, prefix });
+  await Promise.all([broker.ready(), store.ready()]);
+  const n = await startChannels(t, { channels: [CHAT], broker, store });
+  t.after(async () => {
+    await broker.close();
+    await store.close();
+  });
+  return { ...n, broker };
+}
+
+/** Publishes on `node` until one is taken (Redis back), each value once; returns the values taken. */
+async function publishWhenBack(node: { server: { publish(c: string, d: unknown): Promise<unknown> } }, channel: string, first: number): Promise<number[]> {
+  const deadline = Date.now() + 30_000;
+  for (let v = first; ; v++) {
+    try {
+      await withTimeout(node.server.publish(channel, v), 10_000, `publish ${v}`);
+      return [v];
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+describe('channels on two nodes across a Redis restart', () => {
+  it('a client on node B keeps getting node A’s publications, and a reconnect recovers exactly or says recovered:false with a new epoch', async (t) => {
+    const crashes = watchCrashes(cleanups);
+    const redis = await startRedis();
+    t.after(() => redis.cleanup());
+    const [a, b] = [await channelNode(t, redis, 'cr'), await channelNode(t, redis, 'cr')];
+    // The first connection goes to B, the reconnect after a cut to A.
+    const proxy = new TcpProxy([b.port, a.port]);
+    await proxy.start(t);
+    const c = new Client(`ws://127.0.0.1:${proxy.port}/channels`, { WebSocket, transports: ['websocket'], minReconnectDelay: 20, maxReconnectDelay: 200, timeout: 1500 });
+    t.after(() => c.disconnect());
+    const { sub, got, subscribed } = recordNumbers(c, 'chat:r');
+    c.connect();
+    await until(() => sub.state === 'subscribed', 'subscribed on B');
+    assert.equal(b.server.clientCount, 1);
+    for (let i = 1; i <= 5; i++) await a.server.publish('chat:r', i);
+    await until(() => got.length === 5, 'five publications from A at B');
+    const epoch1 = subscribed[0]?.epoch;
+
+    await redis.kill();
+    // A publish while Redis is away fails in bounded time (PROTOCOL §3: 500 when the store or broker failed).
+    await assert.rejects(withTimeout(a.server.publish('chat:r', 6), 10_000, 'publish during the outage'), (e: Error) => !/timed out/.test(e.message));
+    await redis.restart();
+    // Redis kept nothing (no persistence): the stream starts anew, with a new epoch.
+    const taken = await publishWhenBack(a, 'chat:r', 100);
+    for (let v = 200; v < 205; v++) {
+      await a.server.publish('chat:r', v);
+      taken.push(v);
+    }
+    await until(() => taken.every((v) => got.includes(v)), `publications after the restart at B (got ${JSON.stringify(got)})`, 20_000);
+    assert.equal(b.server.clientCount, 1, 'still on B');
+    assert.deepEqual(got, [1, 2, 3, 4, 5, ...taken], 'once each, in order, nothing from before the outage repeated');
+    for (const e of subscribed.slice(1)) {
+      assert.ok(e.recovered === true || (e.recovered === false && e.reason === 'epoch' && e.epoch !== epoch1), `resubscribe: ${JSON.stringify(e)}`);
+    }
+
+    // A reconnect (to A) recovers from the new stream exactly.
+    const before = subscribed.length;
+    proxy.cut();
+    for (let v = 300; v < 305; v++) {
+      await a.server.publish('chat:r', v);
+      taken.push(v);
+    }
+    await until(() => subscribed.length > before && taken.every((v) => got.includes(v)), 'recovered on A', 20_000);
+    assert.equal(a.server.clientCount, 1);
+    assert.equal(subscribed.at(-1)?.recovered, true, JSON.stringify(subscribed.at(-1)));
+    assert.notEqual(subscribed.at(-1)?.epoch, epoch1);
+    assert.deepEqual(got, [1, 2, 3, 4, 5, ...taken]);
+    assert.deepEqual(crashes, []);
+  });
+});
+
+describe('channels when only the broker’s Redis goes down (the store’s stays up)', () => {
+  it('node B fills what the broker lost from the store within the documented 5 s, then live delivery resumes, once each and in order', async (t) => {
+    const crashes = watchCrashes(cleanups);
+    const [pubsub, history] = [await startRedis(), await startRedis()];
+    t.after(() => pubsub.cleanup());
+    t.after(() => history.cleanup());
+    const [a, b] = [await channelNode(t, pubsub, 'cs', history), await channelNode(t, pubsub, 'cs', history)];
+    const c = new Client(`ws://127.0.0.1:${b.port}/channels`, { WebSocket, transports: ['websocket'], minReconnectDelay: 20, maxReconnectDelay: 200, timeout: 1500 });
+    t.after(() => c.disconnect());
+    const { sub, got, subscribed } = recordNumbers(c, 'chat:g');
+    c.connect();
+    await until(() => sub.state === 'subscribed', 'subscribed on B');
+    await waitFor('B subscribed in Redis', async () => (await pubsubChannels(pubsub, 'cs:*')).some((ch) => ch.includes('chat')));
+    for (let i = 1; i <= 3; i++) await a.server.publish('chat:g', i);
+    await until(() => got.length === 3, 'live publications from A');
+
+    await pubsub.kill();
+    await waitFor('A noticed', () => !a.broker.isReady);
+    // PROTOCOL §3: 503, stored and delivered on A but not carried to the others now; they get it when they fill the gap.
+    for (let i = 4; i <= 6; i++) await assert.rejects(withTimeout(a.server.publish('chat:g', i), 10_000, `publish ${i}`), (e: Error) => !/timed out/.test(e.message));
+    // PROTOCOL §7: a node that missed a broadcast delivers it at the latest when it next compares with the store (every 5 s).
+    await until(() => got.length === 6, `B filled the gap from the store while the broker is down (got ${JSON.stringify(got)})`, 15_000);
+
+    await pubsub.restart();
+    await waitFor('both brokers back', () => a.broker.isReady && b.broker.isReady, 30_000);
+    await waitFor('B resubscribed in Redis', async () => (await pubsubChannels(pubsub, 'cs:*')).some((ch) => ch.includes('chat')), 30_000);
+    for (let i = 7; i <= 10; i++) await a.server.publish('chat:g', i);
+    await until(() => got.length >= 10, 'live delivery after the broker’s Redis came back', 20_000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(got, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+    assert.equal(subscribed.length, 1, 'no resubscribe was needed');
+    assert.deepEqual(crashes, []);
+  });
+});
+
+describe('the HTTP fallback’s /send on the node that does not own the session', () => {
+  it('is forwarded through Redis (202), gets a documented status at once while Redis is down, and is forwarded again after', async (t) => {
+    const crashes = watchCrashes(cleanups);
+    const redis = await startRedis();
+    t.after(() => redis.cleanup());
+    const [a, b] = [await channelNode(t, redis, 'fb'), await channelNode(t, redis, 'fb')];
+    const stream = await mustOpen(t, a.port);
+    await waitFor('A subscribed to the session topic', async () => (await pubsubChannels(redis, 'fb:fd*')).length >= 1);
+    const send = (port: number, body: unknown) => post(port, '/channels/send', { session: stream.session, body: JSON.stringify(body) }, 15_000);
+
+    const via = await send(b.port, { id: 2, type: 'subscribe', channel: 'chat:s' });
+    assert.equal(via.status, 202, via.body);
+    assert.equal((await stream.reply(2)).type, 'subscribed');
+
+    await redis.kill();
+    await waitFor('B noticed', () => !b.broker.isReady);
+    const started = Date.now();
+    const down = await send(b.port, { id: 3, type: 'history', channel: 'chat:s' });
+    // PROTOCOL §3/§9: 500 (the broker failed) or 503 (unavailable); never 202 for a command that was not forwarded.
+    assert.ok(down.status === 503 || down.status === 500, `status ${down.status} ${down.body} after ${Date.now() - started} ms`);
+    // The owning node still takes the session's commands itself.
+    const local = await send(a.port, { id: 4, type: 'unsubscribe', channel: 'chat:s' });
+    assert.equal(local.status, 204, local.body);
+
+    await redis.restart();
+    await waitFor('A resubscribed the session topic', async () => (await pubsubChannels(redis, 'fb:fd*')).length >= 1, 30_000);
+    await waitFor('B ready again', () => b.broker.isReady, 30_000);
+    const again = await send(b.port, { id: 5, type: 'subscribe', channel: 'chat:s' });
+    assert.equal(again.status, 202, again.body);
+    assert.equal((await stream.reply(5)).type, 'subscribed');
+    assert.equal(stream.events.filter((e) => e.id === 3).length, 0, 'the refused command was not run');
     assert.deepEqual(crashes, []);
   });
 });
