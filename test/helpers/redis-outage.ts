@@ -2,10 +2,17 @@
  * Scaffolding for the Redis failure probes: a WebSocketServer node on its own
  * RedisBroker, a client that records what it receives, a steady numbered
  * publish stream that tracks each callback (so a publish left hanging is
- * seen), and a recorder of uncaught errors (a crash in production).
+ * seen), a recorder of uncaught errors (a crash in production), and channel
+ * nodes on Redis with a reconnecting client.
  */
+import type { TestContext } from 'node:test';
+import { Client } from '../../src/client-lib/client.js';
 import { WebSocket, WebSocketServer } from '../../src/index.js';
-import { RedisBroker } from '../../src/redis/index.js';
+import { RedisBroker, RedisChannelStore } from '../../src/redis/index.js';
+import { startChannels } from './channels.js';
+import { withTimeout } from './raw-client.js';
+import type { RedisServer } from './redis.js';
+import { CHAT } from './sse.js';
 
 type Cleanups = (() => Promise<unknown>)[];
 
@@ -93,4 +100,38 @@ export function watchCrashes(cleanups: Cleanups): unknown[] {
     process.off('unhandledRejection', record);
   });
   return crashes;
+}
+
+/** A channel node on its own RedisBroker and RedisChannelStore (closed after the test). */
+export async function channelNode(t: TestContext, redis: RedisServer, prefix: string, storeRedis: RedisServer = redis) {
+  const broker = new RedisBroker({ url: redis.url, prefix, onError: () => {} });
+  const store = new RedisChannelStore({ url: storeRedis.url, prefix });
+  await Promise.all([broker.ready(), store.ready()]);
+  const n = await startChannels(t, { channels: [CHAT], broker, store });
+  t.after(async () => {
+    await broker.close();
+    await store.close();
+  });
+  return { ...n, broker };
+}
+
+/** Publishes on `node` until one is taken (Redis back), each value once; returns the values taken. */
+export async function publishWhenBack(node: { server: { publish(c: string, d: unknown): Promise<unknown> } }, channel: string, first: number): Promise<number[]> {
+  const deadline = Date.now() + 30_000;
+  for (let v = first; ; v++) {
+    try {
+      await withTimeout(node.server.publish(channel, v), 10_000, `publish ${v}`);
+      return [v];
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+/** A channels client on the WebSocket transport that reconnects fast (disconnected after the test). */
+export function channelClient(t: TestContext, port: number): Client {
+  const c = new Client(`ws://127.0.0.1:${port}/channels`, { WebSocket, transports: ['websocket'], minReconnectDelay: 20, maxReconnectDelay: 200, timeout: 1500 });
+  t.after(() => c.disconnect());
+  return c;
 }

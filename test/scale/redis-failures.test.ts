@@ -6,18 +6,16 @@
  */
 import assert from 'node:assert/strict';
 import { subscribe, unsubscribe } from 'node:diagnostics_channel';
-import { after, describe, it, type TestContext } from 'node:test';
-import { Client } from '../../src/client-lib/client.js';
-import { WebSocket } from '../../src/index.js';
+import { after, describe, it } from 'node:test';
 import { TopicMessage } from '../../src/pubsub/message.js';
-import { type BrokerErrorEvent, RedisBroker, RedisChannelStore } from '../../src/redis/index.js';
-import { TcpProxy, recordNumbers, startChannels, until } from '../helpers/channels.js';
+import { type BrokerErrorEvent, RedisBroker } from '../../src/redis/index.js';
+import { TcpProxy, recordNumbers, until } from '../helpers/channels.js';
 import { withTimeout } from '../helpers/raw-client.js';
-import { CHAT, mustOpen, post } from '../helpers/sse.js';
+import { mustOpen, post } from '../helpers/sse.js';
 import { TLS_CERT, TLS_KEY } from '../helpers/client-tls.js';
 import { waitFor } from '../helpers/processes.js';
-import { type RedisServer, Sink, pubsubChannels, startRedis } from '../helpers/redis.js';
-import { PublishStream, watchCrashes, wsClient, wsNode } from '../helpers/redis-outage.js';
+import { Sink, pubsubChannels, startRedis } from '../helpers/redis.js';
+import { PublishStream, channelClient, channelNode, publishWhenBack, watchCrashes, wsClient, wsNode } from '../helpers/redis-outage.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
@@ -227,32 +225,62 @@ describe('a Redis that hangs (SIGSTOP) and comes back (SIGCONT)', () => {
   });
 });
 
-/** A channel node on its own RedisBroker and RedisChannelStore (closed after the test). */
-async function channelNode(t: TestContext, redis: RedisServer, prefix: string, storeRedis: RedisServer = redis) {
-  const broker = new RedisBroker({ url: redis.url, prefix, onError: () => {} });
-  const store = new RedisChannelStore({ url: storeRedis.url, prefix });
-  await Promise.all([broker.ready(), store.ready()]);
-  const n = await startChannels(t, { channels: [CHAT], broker, store });
-  t.after(async () => {
-    await broker.close();
-    await store.close();
+describe('a hung Redis that is then killed', () => {
+  it('every publish waiting on it gets its callback with an error, pending bytes drop to 0, and delivery resumes after a restart', async () => {
+    const crashes = watchCrashes(cleanups);
+    const redis = await startRedis();
+    cleanups.push(() => redis.cleanup());
+    const a = await wsNode(redis.url, 'k3', cleanups, 1024 * 1024);
+    const b = await wsNode(redis.url, 'k3', cleanups);
+    const cb = await wsClient(b.port, cleanups);
+    await waitFor('Redis knows the subscribing node', async () => (await redis.cli(['PUBSUB', 'NUMSUB', 'k3:t'])).trim().endsWith('1'));
+    const stream = new PublishStream(a.wss, 't', 5, 10, 1024);
+    cleanups.push(async () => stream.stop());
+    await waitFor('the stream at the other node', () => cb.got.length >= 50);
+    redis.pause();
+    await waitFor('publishes waiting on the hung Redis', () => a.broker.pendingBytes > 0 && stream.waiting > 0);
+    await new Promise((r) => setTimeout(r, 1000));
+    await redis.kill();
+    // The kernel closes a killed process's sockets: what waited on them must fail now.
+    await waitFor('pending bytes back to 0', () => a.broker.pendingBytes === 0, 15_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.deepEqual(stream.waitingLongerThan(1000), [], 'publish callbacks still pending 1 s after Redis died');
+    await redis.restart();
+    const resumedFrom = stream.seq;
+    await waitFor('delivery resumes', () => cb.got.some((m) => Number(m.split(' ')[0]) > resumedFrom), 30_000);
+    stream.stop();
+    await waitFor('every publish callback called', () => stream.waiting === 0, 15_000);
+    assert.deepEqual(crashes, []);
   });
-  return { ...n, broker };
-}
+});
 
-/** Publishes on `node` until one is taken (Redis back), each value once; returns the values taken. */
-async function publishWhenBack(node: { server: { publish(c: string, d: unknown): Promise<unknown> } }, channel: string, first: number): Promise<number[]> {
-  const deadline = Date.now() + 30_000;
-  for (let v = first; ; v++) {
-    try {
-      await withTimeout(node.server.publish(channel, v), 10_000, `publish ${v}`);
-      return [v];
-    } catch (err) {
-      if (Date.now() > deadline) throw err;
-      await new Promise((r) => setTimeout(r, 200));
-    }
-  }
-}
+describe('channels while Redis hangs for a few seconds (SIGSTOP, SIGCONT)', () => {
+  it('publishes made during the pause settle after it, and the client on the other node gets them once each, in order', async (t) => {
+    const crashes = watchCrashes(cleanups);
+    const redis = await startRedis();
+    t.after(() => redis.cleanup());
+    const [a, b] = [await channelNode(t, redis, 'cp'), await channelNode(t, redis, 'cp')];
+    const c = channelClient(t, b.port);
+    const { sub, got } = recordNumbers(c, 'chat:p');
+    c.connect();
+    await until(() => sub.state === 'subscribed', 'subscribed on B');
+    await waitFor('B subscribed in Redis', async () => (await pubsubChannels(redis, 'cp:*')).some((ch) => ch.includes('chat')));
+    for (let i = 1; i <= 3; i++) await a.server.publish('chat:p', i);
+    await until(() => got.length === 3, 'live publications from A');
+    redis.pause();
+    const during = [4, 5, 6].map((i) => a.server.publish('chat:p', i).then(() => i, () => -i));
+    await new Promise((r) => setTimeout(r, 3000));
+    redis.resume();
+    const settled = await withTimeout(Promise.all(during), 20_000, 'publishes made during the pause to settle after it');
+    const ok = settled.filter((v) => v > 0);
+    for (let i = 7; i <= 9; i++) await a.server.publish('chat:p', i);
+    const expected = [1, 2, 3, ...ok, 7, 8, 9];
+    await until(() => got.length >= expected.length, `every publication at B (got ${JSON.stringify(got)})`, 20_000);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.deepEqual(got, expected);
+    assert.deepEqual(crashes, []);
+  });
+});
 
 describe('channels on two nodes across a Redis restart', () => {
   it('a client on node B keeps getting node A’s publications, and a reconnect recovers exactly or says recovered:false with a new epoch', async (t) => {
@@ -263,8 +291,7 @@ describe('channels on two nodes across a Redis restart', () => {
     // The first connection goes to B, the reconnect after a cut to A.
     const proxy = new TcpProxy([b.port, a.port]);
     await proxy.start(t);
-    const c = new Client(`ws://127.0.0.1:${proxy.port}/channels`, { WebSocket, transports: ['websocket'], minReconnectDelay: 20, maxReconnectDelay: 200, timeout: 1500 });
-    t.after(() => c.disconnect());
+    const c = channelClient(t, proxy.port);
     const { sub, got, subscribed } = recordNumbers(c, 'chat:r');
     c.connect();
     await until(() => sub.state === 'subscribed', 'subscribed on B');
@@ -313,8 +340,7 @@ describe('channels when only the broker’s Redis goes down (the store’s stays
     t.after(() => pubsub.cleanup());
     t.after(() => history.cleanup());
     const [a, b] = [await channelNode(t, pubsub, 'cs', history), await channelNode(t, pubsub, 'cs', history)];
-    const c = new Client(`ws://127.0.0.1:${b.port}/channels`, { WebSocket, transports: ['websocket'], minReconnectDelay: 20, maxReconnectDelay: 200, timeout: 1500 });
-    t.after(() => c.disconnect());
+    const c = channelClient(t, b.port);
     const { sub, got, subscribed } = recordNumbers(c, 'chat:g');
     c.connect();
     await until(() => sub.state === 'subscribed', 'subscribed on B');
