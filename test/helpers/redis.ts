@@ -43,6 +43,10 @@ export interface RedisServer {
   stop(): Promise<void>;
   /** kill -9. */
   kill(): Promise<void>;
+  /** SIGSTOP: the process freezes, its sockets stay open (a hung Redis). */
+  pause(): void;
+  /** SIGCONT after pause(). */
+  resume(): void;
   /** Starts it again on the same port with the same settings (after stop/kill). */
   restart(): Promise<void>;
   /** Stops it and removes its temp dir. */
@@ -115,8 +119,16 @@ export async function startRedis(options: RedisServerOptions = {}): Promise<Redi
     kill: async () => {
       await child?.kill();
     },
+    pause: () => {
+      child?.process.kill('SIGSTOP');
+    },
+    resume: () => {
+      child?.process.kill('SIGCONT');
+    },
     restart: start,
     cleanup: async () => {
+      // A paused server would ignore SIGTERM until its grace ran out.
+      child?.process.kill('SIGCONT');
       await stop();
       dir.remove();
     },
