@@ -181,7 +181,18 @@ export class Hub implements TopicSubscriber {
   async catchUp(): Promise<void> {
     if (!this.live || this.filling || this.gone || this.options.history.size === 0) return;
     const top = await this.host.store.position(this.channel, this.options.history);
-    if (top.epoch === this.epoch && top.offset > this.offset && !this.filling && !this.gone) await this.fill(true);
+    if (this.filling || this.gone) return;
+    if (top.epoch === this.epoch) {
+      if (top.offset > this.offset) await this.fill(true);
+    } else if (top.offset > 0) {
+      // The stream was made anew (the store lost or expired it) and this
+      // node missed every broadcast of the new one: follow it from its
+      // start, as a broadcast in the new epoch would have (arrive).
+      this.epoch = top.epoch;
+      this.offset = 0;
+      this.held.clear();
+      await this.fill(true);
+    }
   }
 
   /** The gap did not close by itself: read the missing publications back from the store. */
