@@ -9,6 +9,7 @@ import { WebSocket, WebSocketServer } from '../../src/index.js';
 import { RedisBroker } from '../../src/redis/index.js';
 import { waitFor } from '../helpers/processes.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { wsNode } from '../helpers/redis-outage.js';
 
 let redis: RedisServer;
 const cleanups: (() => Promise<unknown>)[] = [];
@@ -108,14 +109,7 @@ describe('WebSocketServer with a RedisBroker', () => {
   it('while Redis is away, wss.publish still reaches local clients and its callback gets the error', async () => {
     const own = await startRedis();
     cleanups.push(() => own.cleanup());
-    const broker = new RedisBroker({ url: own.url, prefix: 'srv3', onError: () => {} });
-    await broker.ready();
-    const wss = new WebSocketServer({ broker, handler: { open: (ws) => void ws.subscribe('t') } });
-    const { port } = await wss.listen(0);
-    cleanups.push(async () => {
-      await wss.close();
-      await broker.close();
-    });
+    const { wss, broker, port } = await wsNode(own.url, 'srv3', cleanups);
     const c = await client(port);
     await waitFor('subscribed', () => broker.redisSubscriptions === 1);
     await own.kill();
