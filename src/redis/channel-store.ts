@@ -19,12 +19,13 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createClient } from '@redis/client';
 import type { ChannelStore, HistoryOptions, ReadResult, StoredPublication, StreamPosition, UnrecoverableReason } from '../channels/store.js';
 import { checkPrefix, escapeTopic } from './channel.js';
-import { type Endpoint, endpointOptions, newCluster } from './transport.js';
+import { type Endpoint, closeSoon, endpointOptions, newCluster } from './transport.js';
 import { APPEND, POSITION, PRESENCE_ADD, PRESENCE_LIST, PRESENCE_REMOVE, READ } from './store-scripts.js';
 
 /** The commands the store needs: a node-redis client or cluster satisfies it. */
 export interface ScriptClient {
   readonly isOpen: boolean;
+  readonly isReady: boolean;
   connect(): Promise<unknown>;
   evalSha(sha: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
   eval(script: string, options: { keys: string[]; arguments: string[] }): Promise<unknown>;
@@ -143,7 +144,8 @@ export class RedisChannelStore implements ChannelStore {
 
   async close(): Promise<void> {
     if (!this.owns) return;
-    if (this.client.isOpen) await this.client.close().catch(() => this.client.destroy());
+    // A plain close() would wait for Redis to answer what is queued: forever while it is down.
+    if (this.client.isOpen) await closeSoon(this.client);
   }
 
   /** meta, log, last, gone (store-scripts.ts): one hash tag per channel. */

@@ -277,8 +277,12 @@ class ClusterTransport implements Transport {
 /** How long close() waits for replies to commands already sent before dropping the connection. */
 const CLOSE_GRACE_MS = 2000;
 
-/** Closes gracefully (pending replies arrive first), or destroys when Redis is away or slow to answer. */
-async function closeSoon(client: { readonly isReady: boolean; close(): Promise<void>; destroy(): void }): Promise<void> {
+/**
+ * Closes gracefully (pending replies arrive first), or destroys when Redis is
+ * away or slow to answer: node-redis' close() waits for the replies to every
+ * queued command, so while Redis is down it would wait forever.
+ */
+export async function closeSoon(client: { readonly isReady: boolean; close(): Promise<void>; destroy(): void }): Promise<void> {
   if (!client.isReady) {
     client.destroy();
     return;
@@ -290,6 +294,6 @@ async function closeSoon(client: { readonly isReady: boolean; close(): Promise<v
       resolve();
     }, CLOSE_GRACE_MS);
   });
-  await Promise.race([client.close(), late]);
+  await Promise.race([client.close().catch(() => client.destroy()), late]);
   clearTimeout(timer);
 }

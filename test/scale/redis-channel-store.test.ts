@@ -125,3 +125,40 @@ describe('RedisChannelStore presence', () => {
     assert.equal((await b.presenceList('room')).size, 0);
   });
 });
+
+describe('RedisChannelStore.close() when Redis does not answer', () => {
+  // node-redis' close() waits for the reply to every command already sent: a
+  // node shutting down while its Redis hangs, or dies unseen, would never finish.
+  it('a hung Redis (SIGSTOP): close() gives up on the reply after a grace and fails the command, instead of waiting', async (t) => {
+    const own = await startRedis();
+    t.after(() => own.cleanup());
+    const store = new RedisChannelStore({ url: own.url, prefix: 'hung', onError: () => {} });
+    await store.ready();
+    own.pause();
+    const sent = store.presenceRemove('c', 'client-1').then(
+      () => 'answered',
+      () => 'failed',
+    );
+    await sleep(50);
+    const started = Date.now();
+    const first = await Promise.race([store.close().then(() => 'closed'), sleep(8000).then(() => 'still closing')]);
+    assert.equal(first, 'closed', `close() after ${Date.now() - started} ms`);
+    assert.equal(await Promise.race([sent, sleep(1000).then(() => 'still pending')]), 'failed');
+    own.resume();
+  });
+
+  it('a stopped Redis: close() returns at once and fails what was queued', async (t) => {
+    const own = await startRedis();
+    t.after(() => own.cleanup());
+    const store = new RedisChannelStore({ url: own.url, prefix: 'down', onError: () => {} });
+    await store.ready();
+    await own.stop();
+    const queued = store.presenceRemove('c', 'client-1').then(
+      () => 'answered',
+      () => 'failed',
+    );
+    const first = await Promise.race([store.close().then(() => 'closed'), sleep(8000).then(() => 'still closing')]);
+    assert.equal(first, 'closed');
+    assert.equal(await Promise.race([queued, sleep(1000).then(() => 'still pending')]), 'failed');
+  });
+});
