@@ -31,6 +31,15 @@ export async function until<T>(check: () => T, what: string, ms = WAIT): Promise
   }
 }
 
+/** The first item of `items` from index `from` on that `match`es, with its index. */
+export function firstMatch<T>(items: readonly T[], from: number, match: (item: T) => boolean): { item: T; index: number } | undefined {
+  for (let index = from; index < items.length; index++) {
+    const item = items[index];
+    if (item !== undefined && match(item)) return { item, index };
+  }
+  return undefined;
+}
+
 /** A channel server on a free loopback port, closed after the test. */
 export async function startChannels<T = unknown>(t: TestContext, options: ChannelServerOptions<T> = {}): Promise<{ server: ChannelServer<T>; port: number; url: string; http: string }> {
   const server = new ChannelServer<T>({ onError: () => undefined, ...options });
@@ -98,14 +107,9 @@ export class Peer {
   /** The next frame (after those already taken by `next`) that matches. */
   async next(match: (f: Json) => boolean, what = 'a frame'): Promise<Json> {
     return until(() => {
-      for (let i = this.seen; i < this.frames.length; i++) {
-        const f = this.frames[i];
-        if (f !== undefined && match(f)) {
-          this.seen = i + 1;
-          return f;
-        }
-      }
-      return undefined;
+      const found = firstMatch(this.frames, this.seen, match);
+      if (found !== undefined) this.seen = found.index + 1;
+      return found?.item;
     }, what);
   }
 

@@ -11,7 +11,7 @@ import { type Socket, connect } from 'node:net';
 import type { TestContext } from 'node:test';
 import { LocalBroker } from '../../src/pubsub/local.js';
 import type { ChannelServerOptions } from '../../src/channels/options.js';
-import { type Json, startChannels, until } from './channels.js';
+import { type Json, firstMatch, startChannels, until } from './channels.js';
 import { LOOPBACK, withTimeout } from './raw-client.js';
 
 export const JSON_TYPE = 'application/json';
@@ -147,14 +147,9 @@ export class SseStream {
   /** The next event (after those already taken by `next`) that matches. */
   next(match: (e: Json) => boolean, what: string, ms?: number): Promise<Json> {
     return until(() => {
-      for (let i = this.seen; i < this.events.length; i++) {
-        const e = this.events[i];
-        if (e !== undefined && match(e)) {
-          this.seen = i + 1;
-          return e;
-        }
-      }
-      return undefined;
+      const found = firstMatch(this.events, this.seen, match);
+      if (found !== undefined) this.seen = found.index + 1;
+      return found?.item;
     }, what, ms);
   }
 
