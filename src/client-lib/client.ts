@@ -9,7 +9,7 @@ import { backoffDelay } from './backoff.js';
 import { ChannelError, shouldReconnect } from './codes.js';
 import { Emitter } from './emitter.js';
 import { encodePayload } from './payload.js';
-import { Subscription, type SubscriptionHost, publicationOf } from './subscription.js';
+import { Subscription, type SubscriptionHost, isOffset, isUndecodable, publicationOf } from './subscription.js';
 import { type Frame, type Transport, openSse, openWebSocket } from './transport.js';
 import type {
   ChannelErrorInfo,
@@ -29,6 +29,11 @@ import type {
 
 type Timer = ReturnType<typeof setTimeout>;
 
+/** The success reply of each command (PROTOCOL.md §2); any other reply but `error` breaks the protocol. */
+const REPLY: Record<string, string> = { subscribe: 'subscribed', unsubscribe: 'unsubscribed', publish: 'published', history: 'history', presence: 'presence', ping: 'pong' };
+/** The longest delay a timer takes (2^31 − 1 ms); a longer one would fire at once. */
+const MAX_DELAY = 2_147_483_647;
+
 interface Call {
   frame: Record<string, unknown>;
   done(error: ChannelErrorInfo | null, reply?: Frame): void;
@@ -46,8 +51,8 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
   private readonly wsUrl: string;
   private readonly httpUrl: string;
   private t: Transport | null = null;
-  /** The transport of the attempt under way. */
-  private trying: Transport | null = null;
+  /** Ends the connection attempt under way. */
+  private abort: (() => void) | null = null;
   /** Bumped by every connection attempt and by disconnect(): callbacks of older ones are ignored. */
   private gen = 0;
   private attempt = 0;
@@ -89,8 +94,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
     this.want = false;
     this.gen++;
     clearTimeout(this.timer);
-    this.trying?.close();
-    this.trying = null;
+    this.abort?.();
     const t = this.t;
     if (t) {
       t.close();
@@ -98,14 +102,16 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
     } else {
       this.setState('disconnected', null);
     }
+    // A stopped client answers nothing: commands still waiting (sent, or
+    // queued for a connection) fail now, and keep no timer.
+    this.drop(false, 'client disconnected');
   }
 
   subscribe(channel: string, options?: SubscribeOptions): Subscription {
     let sub = this.subs.get(channel);
-    if (!sub) {
-      this.subs.set(channel, (sub = new Subscription(this, channel, options)));
-      sub.start();
-    }
+    if (!sub) this.subs.set(channel, (sub = new Subscription(this, channel, options)));
+    // New, or left down by a subscribe that got no valid answer: (re)start it.
+    if (sub.state === 'unsubscribed') sub.start();
     return sub;
   }
 
@@ -114,19 +120,24 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
   }
 
   publish(channel: string, data: unknown): Promise<PublishResult> {
-    return this.request({ type: 'publish', channel, ...encodePayload(data) }).then((f) => ({ offset: Number(f.offset), epoch: String(f.epoch) }));
+    return this.request({ type: 'publish', channel, ...encodePayload(data) }).then((f) => ({ offset: f.offset as number, epoch: f.epoch as string }));
   }
 
   history(channel: string, options: HistoryOptions = {}): Promise<HistoryResult> {
     return this.request({ type: 'history', channel, ...options }).then((f) => {
-      const epoch = String(f.epoch);
-      const list = Array.isArray(f.publications) ? (f.publications as Frame[]) : [];
-      return { offset: Number(f.offset), epoch, publications: list.map((p) => publicationOf(channel, epoch, p)) };
+      const epoch = f.epoch as string;
+      const publications = [];
+      for (const item of f.publications as Frame[]) {
+        const p = publicationOf(channel, epoch, item);
+        if (p === null || isUndecodable(p)) throw badReply(`a publication of "${channel}" without a valid offset and payload in a history reply`);
+        publications.push(p);
+      }
+      return { offset: f.offset as number, epoch, publications };
     });
   }
 
   presence(channel: string): Promise<PresenceEntry[]> {
-    return this.request({ type: 'presence', channel }).then((f) => (Array.isArray(f.clients) ? (f.clients as PresenceEntry[]) : []));
+    return this.request({ type: 'presence', channel }).then((f) => f.clients as PresenceEntry[]);
   }
 
   /** Sends a command (now, or once connected) and settles with its reply, an error reply, or a timeout (408). */
@@ -156,6 +167,10 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
 
   delivered(p: ClientEvents['publication']): void {
     this.emit('publication', p);
+  }
+
+  malformed(what: string): void {
+    this.emit('error', badReply(what));
   }
 
   forget(sub: Subscription): void {
@@ -219,7 +234,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
         settled = true;
         clearTimeout(timer);
         t.close();
-        this.trying = null;
+        this.abort = null;
         resolve([code, reason]);
       };
       const timer = setTimeout(fail, this.o.timeout ?? 5000, 1006, 'timeout');
@@ -231,7 +246,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
           if (f.type === 'connected' && f.id === hello.id) {
             settled = true;
             clearTimeout(timer);
-            this.trying = null;
+            this.abort = null;
             this.up(t, f);
             resolve(null);
           } else if (f.type === 'disconnect') this.goodbye = f;
@@ -248,7 +263,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
         name === 'websocket'
           ? openWebSocket(this.o.WebSocket ?? (globalThis as unknown as { WebSocket: WebSocketConstructor }).WebSocket, this.wsUrl, hello, handlers)
           : openSse(this.o.fetch ?? (globalThis.fetch as unknown as FetchLike), this.httpUrl, this.o.credentials, hello, handlers);
-      this.trying = t;
+      this.abort = () => fail(1000, 'client disconnect');
     });
   }
 
@@ -257,7 +272,8 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
     this.goodbye = null;
     this.clientId = String(f.client);
     this.user = String(f.user);
-    this.ping = Number(f.ping) || 25_000;
+    const ping = f.ping;
+    this.ping = typeof ping === 'number' && ping > 0 ? Math.min(ping, MAX_DELAY) : 25_000;
     this.connectedAt = Date.now();
     this.setState('connected', t.name);
     this.emit('connected', { client: this.clientId, user: this.user, transport: t.name });
@@ -268,7 +284,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
 
   /** The heartbeat (PROTOCOL.md §6): silence beyond ping + grace means the connection is dead. */
   private watch(t: Transport): void {
-    const limit = this.ping + (this.o.pingGrace ?? 10_000);
+    const limit = Math.min(this.ping + (this.o.pingGrace ?? 10_000), MAX_DELAY);
     const idle = Date.now() - this.lastRecv;
     if (idle >= limit) {
       t.close();
@@ -283,7 +299,7 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
       this.calls.delete(f.id as number);
       clearTimeout(call.timer);
       if (f.type === 'error') call.done(new ChannelError(Number(f.code), String(f.message)));
-      else call.done(null, f);
+      else call.done(replyError(call.frame.type as string, f), f);
       return;
     }
     const sub = typeof f.channel === 'string' ? this.subs.get(f.channel) : undefined;
@@ -291,7 +307,8 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
       case 'ping':
         return t.send({ type: 'pong' });
       case 'pub':
-        return sub?.pub(publicationOf(sub.channel, String(f.epoch), f));
+        if (typeof f.epoch !== 'string') return this.malformed(`a publication without an epoch`);
+        return sub?.take(f, f.epoch);
       case 'disconnect':
         this.goodbye = f;
         return;
@@ -311,14 +328,21 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
     const g = this.goodbye;
     this.goodbye = null;
     if (Date.now() - this.connectedAt >= (this.o.stableAfter ?? 10_000)) this.attempt = 0;
+    this.drop(true, 'connection lost');
+    for (const sub of this.subs.values()) sub.lost();
+    // The code decides (§6: 4000–4499 never reconnect); a `disconnect` push may still say not to.
+    const final = g ? Number(g.code) : code;
+    this.failed(final, g ? String(g.reason) : reason, again ?? (shouldReconnect(final) && g?.reconnect !== false));
+  }
+
+  /** Fails the commands awaiting a reply (499): the sent ones only, or all. */
+  private drop(sentOnly: boolean, why: string): void {
     for (const [id, call] of this.calls) {
-      if (!call.sent) continue;
+      if (sentOnly && !call.sent) continue;
       this.calls.delete(id);
       clearTimeout(call.timer);
-      call.done(new ChannelError(499, 'connection lost'));
+      call.done(new ChannelError(499, why));
     }
-    for (const sub of this.subs.values()) sub.lost();
-    this.failed(g ? Number(g.code) : code, g ? String(g.reason) : reason, again ?? (g ? g.reconnect === true : undefined));
   }
 
   /** Reports a lost or failed connection, then schedules the next attempt or stops. */
@@ -335,4 +359,21 @@ export class Client extends Emitter<ClientEvents> implements ClientApi, Subscrip
     this.emit('reconnecting', { attempt: this.attempt, delay });
     this.timer = setTimeout(() => void this.open(), delay);
   }
+}
+
+function badReply(what: string): ChannelError {
+  return new ChannelError(502, what);
+}
+
+/** Why a reply other than `error` does not answer a `command` (PROTOCOL.md §2), or null when it does. */
+function replyError(command: string, f: Frame): ChannelError | null {
+  const want = REPLY[command];
+  if (want !== undefined && f.type !== want) return badReply(`a "${String(f.type)}" reply to "${command}" (expected "${want}")`);
+  const position = typeof f.epoch === 'string' && isOffset(f.offset, command === 'publish' ? 1 : 0);
+  if (command === 'publish' || command === 'history' || command === 'subscribe') {
+    if (!position) return badReply(`a "${want}" reply without a valid offset and epoch`);
+  }
+  if (command === 'history' && !Array.isArray(f.publications)) return badReply('a "history" reply without publications');
+  if (command === 'presence' && !Array.isArray(f.clients)) return badReply('a "presence" reply without clients');
+  return null;
 }

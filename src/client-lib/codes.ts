@@ -20,6 +20,8 @@ export const ErrorCode = {
   TooManyPending: 431,
   /** Client-side only: the connection was lost before the reply came. */
   ConnectionLost: 499,
+  /** Client-side only: the server's answer broke the protocol (a reply of the wrong type, a publication without a valid offset or payload). */
+  BadReply: 502,
   Internal: 500,
   Unavailable: 503,
 } as const;

@@ -14,7 +14,7 @@ export function encodePayload(data: unknown): { data: unknown } | { b64: string 
   return { data };
 }
 
-/** The application's view of a wire payload: a Uint8Array for `b64`, else `data`. */
+/** The application's view of a wire payload: a Uint8Array for `b64`, else `data`. Throws for `b64` that is not base64. */
 export function decodePayload(fields: { [field: string]: unknown }): unknown {
   if (typeof fields.b64 !== 'string') return fields.data;
   const s = atob(fields.b64);

@@ -3,6 +3,7 @@
  * delivered, asks to recover from it on every resubscribe, and delivers each
  * publication once, in order (PROTOCOL.md §7).
  */
+import { ChannelError } from './codes.js';
 import { Emitter } from './emitter.js';
 import { decodePayload } from './payload.js';
 import type { Frame } from './transport.js';
@@ -27,18 +28,45 @@ export interface SubscriptionHost {
   call(frame: Record<string, unknown>, done: (error: ChannelErrorInfo | null, reply?: Frame) => void): void;
   readonly connected: boolean;
   delivered(publication: Publication): void;
+  /** A frame broke the protocol: reported as the client's `error` event (502). */
+  malformed(what: string): void;
   forget(sub: Subscription): void;
   publish(channel: string, data: unknown): Promise<PublishResult>;
   history(channel: string, options?: HistoryOptions): Promise<HistoryResult>;
   presence(channel: string): Promise<PresenceEntry[]>;
 }
 
-/** A publication as it comes in a `pub` push or inside a reply. */
-export function publicationOf(channel: string, epoch: string, f: Frame): Publication {
-  const p: Publication = { channel, offset: Number(f.offset), epoch, data: decodePayload(f) };
+/** Whether `offset` is a stream offset: a whole number from `min` on (PROTOCOL.md §7). */
+export function isOffset(offset: unknown, min = 1): offset is number {
+  return typeof offset === 'number' && Number.isSafeInteger(offset) && offset >= min;
+}
+
+/** Publications whose payload could not be decoded (`b64` that is not base64, §1): their place in the stream is kept, they are not delivered. */
+const undecodable = new WeakSet<Publication>();
+
+export function isUndecodable(p: Publication): boolean {
+  return undecodable.has(p);
+}
+
+/**
+ * A publication as it comes in a `pub` push or inside a reply, or null
+ * without a valid offset (§7): such a frame is never delivered and never
+ * moves the duplicate check.
+ */
+export function publicationOf(channel: string, epoch: string, f: Frame): Publication | null {
+  if (!isOffset(f.offset)) return null;
+  const p: Publication = { channel, offset: f.offset, epoch, data: undefined };
+  try {
+    p.data = decodePayload(f);
+  } catch {
+    undecodable.add(p);
+  }
   if (f.info) p.info = f.info as Publication['info'];
   return p;
 }
+
+/** Most publications one `history` may return (PROTOCOL.md §8, maxHistoryRead). */
+const HISTORY_MAX = 100;
 
 export class Subscription extends Emitter<SubscriptionEvents> implements SubscriptionApi {
   readonly channel: string;
@@ -48,6 +76,8 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
   /** Wanted: subscribe on every (re)connect until `unsubscribe()` or a refusal. */
   active = true;
   private retried = false;
+  /** While a gap is being filled: the publications that came after it, delivered once it is filled. */
+  private held: Publication[] | null = null;
 
   constructor(
     private readonly host: SubscriptionHost,
@@ -68,27 +98,35 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
     const frame: Record<string, unknown> = { type: 'subscribe', channel: this.channel };
     if (this.recover && pos) frame.recover = pos;
     this.host.call(frame, (err, reply) => {
-      if (!err) return this.subscribed(reply as Frame);
+      if (!err && reply && typeof reply.epoch === 'string' && isOffset(reply.offset, 0)) return this.subscribed(reply);
       if (!this.active) return;
       this.state = 'unsubscribed';
-      // A lost connection resubscribes on reconnect; anything else is a refusal.
-      if (err.code === 499 || err.code === 408) return;
-      // 409: the server still has this channel (an earlier subscribe it finished
-      // after our timeout, or one being cancelled): unsubscribe and try once more.
-      if (err.code === 409 && !this.retried) {
+      // A lost connection resubscribes on reconnect.
+      if (err?.code === 499) return;
+      const e = err ?? new ChannelError(502, `a "subscribed" reply for "${this.channel}" without a valid offset and epoch`);
+      // 408 (no answer in time) and 502 (an answer that breaks the protocol)
+      // are not refusals: the application hears of them and the subscribe is
+      // tried once more; after that the subscription waits for the next
+      // connection or subscribe() call. 409: the server still has this channel
+      // (an earlier subscribe it finished after our timeout, or one being
+      // cancelled). Each retry unsubscribes first.
+      const transient = e.code === 408 || e.code === 502;
+      if (e.code !== 409 || this.retried) this.emit('error', e);
+      if ((transient || e.code === 409) && !this.retried) {
         this.retried = true;
         return this.host.call({ type: 'unsubscribe', channel: this.channel }, () => this.start());
       }
+      if (transient) return;
       this.active = false;
       this.host.forget(this);
-      this.emit('error', err);
-      this.emit('unsubscribed', { channel: this.channel, code: err.code, reason: err.message });
+      this.emit('unsubscribed', { channel: this.channel, code: e.code, reason: e.message });
     });
   }
 
-  /** The connection was lost: resubscribe on the next one. */
+  /** The connection was lost: resubscribe on the next one (which recovers what a gap being filled held). */
   lost(): void {
     this.state = 'unsubscribed';
+    this.held = null;
   }
 
   private subscribed(f: Frame): void {
@@ -102,20 +140,76 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
     if (recovered !== undefined) event.recovered = recovered;
     if (typeof f.reason === 'string') event.reason = f.reason as UnrecoverableReason;
     this.emit('subscribed', event);
-    for (const p of list) this.pub(publicationOf(this.channel, epoch, p));
+    this.held = null;
+    // In offset order (§7 promises it; a server that breaks it still gets each delivered once).
+    const sorted = list.filter((f) => typeof f === 'object' && f !== null).sort((a, b) => Number(a.offset) - Number(b.offset));
+    for (const f of sorted) this.take(f, epoch);
     // The reply's position, unless this subscription already saw further in the same epoch.
     const pos = this.position;
     if (recovered === false || !pos || pos.epoch !== epoch || pos.offset < event.offset) this.position = { offset: event.offset, epoch };
   }
 
-  /** Delivers a publication unless it was delivered already (same epoch, offset not beyond the last). */
+  /** A publication frame from the wire; one without a valid offset is reported, not delivered. */
+  take(f: Frame, epoch: string): void {
+    const p = publicationOf(this.channel, epoch, f);
+    if (p !== null) return this.pub(p);
+    this.host.malformed(`a publication of "${this.channel}" without a valid offset (${JSON.stringify(f.offset)})`);
+  }
+
+  /**
+   * Delivers a publication once, in order (PROTOCOL.md §7): not one already
+   * delivered (same epoch, offset not beyond the last), and not one past a
+   * gap before what the gap lacks is read back.
+   */
   pub(p: Publication): void {
     if (!this.active) return;
+    if (this.held !== null) {
+      this.held.push(p);
+      return;
+    }
     const pos = this.position;
-    if (pos && pos.epoch === p.epoch && p.offset <= pos.offset) return;
+    if (pos && pos.epoch === p.epoch) {
+      if (p.offset <= pos.offset) return;
+      if (p.offset > pos.offset + 1 && this.recover && this.host.connected) return this.fill(pos, p);
+    }
+    this.deliver(p);
+  }
+
+  private deliver(p: Publication): void {
     this.position = { offset: p.offset, epoch: p.epoch };
+    if (undecodable.has(p)) return this.host.malformed(`publication ${p.offset} of "${this.channel}" has a b64 payload that is not base64`);
     this.emit('publication', p);
     this.host.delivered(p);
+  }
+
+  /**
+   * A publication came past a gap (the server skipped offsets it could not
+   * read back, §7): the missing ones are asked for with `history`, the later
+   * ones held meanwhile. What cannot be had is reported as an `error` (410),
+   * then delivery goes on. A lost connection drops the held ones: the
+   * resubscribe recovers from the last delivered position.
+   */
+  private fill(from: StreamPosition, next: Publication): void {
+    this.held = [next];
+    const limit = Math.min(next.offset - from.offset - 1, HISTORY_MAX);
+    this.host.call({ type: 'history', channel: this.channel, since: from, limit }, (err, reply) => {
+      const held = this.held;
+      this.held = null;
+      if (held === null || !this.active || err?.code === 499) return;
+      if (!err && reply && reply.epoch === from.epoch && Array.isArray(reply.publications)) {
+        for (const f of reply.publications as Frame[]) {
+          const p = publicationOf(this.channel, from.epoch, f);
+          if (p !== null && p.offset < next.offset) this.pub(p);
+        }
+      }
+      const at = this.position?.offset ?? from.offset;
+      if (at + 1 < next.offset) {
+        this.emit('error', new ChannelError(err?.code === 410 || !err ? 410 : err.code, `publications ${at + 1} to ${next.offset - 1} of "${this.channel}" are lost (${err?.message ?? 'not in the history'})`));
+        // Delivery goes on past the gap.
+        this.position = { offset: next.offset - 1, epoch: from.epoch };
+      }
+      for (const p of held) this.pub(p);
+    });
   }
 
   /** A push for this channel other than a publication. */

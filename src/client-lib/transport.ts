@@ -43,7 +43,14 @@ export function openWebSocket(WS: WebSocketConstructor, url: string, connect: ob
   let ws: WebSocketLike | null = null;
   try {
     ws = new WS(url, PROTOCOL) as WebSocketLike;
-    ws.onopen = () => ws?.send(JSON.stringify(connect));
+    ws.onopen = () => {
+      // A server that did not choose our subprotocol does not speak it (§1).
+      if (ws?.protocol !== PROTOCOL) {
+        ws?.close(1000);
+        return end(4406, `the server did not negotiate the subprotocol ${PROTOCOL}`);
+      }
+      ws.send(JSON.stringify(connect));
+    };
     ws.onmessage = (e) => typeof e.data === 'string' && parse(e.data, h);
     ws.onclose = (e) => end(e.code, e.reason);
     ws.onerror = () => {};
@@ -62,6 +69,45 @@ export function openWebSocket(WS: WebSocketConstructor, url: string, connect: ob
       }
     },
   };
+}
+
+/**
+ * The event stream format (WHATWG HTML §9.2.6): lines end in CR LF, LF or
+ * CR; `data` lines accumulate (joined by LF) and a blank line dispatches
+ * them; one space after the colon is dropped; comments and other fields are
+ * ignored. Our server sends one `data` line per frame, but proxies may
+ * re-frame the stream.
+ */
+class EventStreamParser {
+  private rest = '';
+  private data: string[] = [];
+  /** The text so far ended in CR: an LF that comes next ends no line of its own. */
+  private cr = false;
+
+  constructor(private readonly dispatch: (data: string) => void) {}
+
+  push(text: string): void {
+    if (this.cr && text.startsWith('\n')) text = text.slice(1);
+    this.cr = text.endsWith('\r');
+    if (text === '') return;
+    const lines = (this.rest + text).split(/\r\n|\r|\n/);
+    this.rest = lines.pop() ?? '';
+    for (const line of lines) this.line(line);
+  }
+
+  private line(line: string): void {
+    if (line === '') {
+      if (this.data.length > 0) this.dispatch(this.data.join('\n'));
+      this.data = [];
+      return;
+    }
+    const colon = line.indexOf(':');
+    if (colon === 0) return;
+    const field = colon < 0 ? line : line.slice(0, colon);
+    if (field !== 'data') return;
+    const value = colon < 0 ? '' : line.slice(colon + 1);
+    this.data.push(value.startsWith(' ') ? value.slice(1) : value);
+  }
 }
 
 /** HTTP status of a refused fallback connect → the close code it means (PROTOCOL.md §6, §9). */
@@ -105,18 +151,11 @@ export function openSse(fetchFn: FetchLike, base: string, credentials: 'include'
     }
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
-    let buffer = '';
+    const events = new EventStreamParser((data) => parse(data, { frame, closed: end }));
     for (;;) {
       const { value, done: finished } = await reader.read();
       if (finished || done) break;
-      buffer += decoder.decode(value, { stream: true });
-      let i: number;
-      // One event per frame: `data: <json>\n\n` (the server never splits one over lines).
-      while ((i = buffer.indexOf('\n\n')) >= 0) {
-        const event = buffer.slice(0, i);
-        buffer = buffer.slice(i + 2);
-        for (const line of event.split('\n')) if (line.startsWith('data:')) parse(line.slice(5), { frame, closed: end });
-      }
+      events.push(decoder.decode(value, { stream: true }));
     }
     end(1006, 'stream ended');
   })().catch((err: unknown) => end(1006, String(err)));

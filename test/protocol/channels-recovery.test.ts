@@ -224,6 +224,7 @@ describe('§7 client subscription: exactly once across resubscribes', () => {
       },
       request: () => Promise.reject(new Error('unused')),
       delivered: () => undefined,
+      malformed: () => undefined,
       forget: () => undefined,
       publish: () => Promise.reject(new Error('unused')),
       history: () => Promise.reject(new Error('unused')),
