@@ -14,6 +14,8 @@ import assert from 'node:assert/strict';
 import { type Server as HttpServer, createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TestContext } from 'node:test';
+import v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { WebSocketServer, type ServerHandler, type ServerWebSocket, type WebSocketServerOptions } from '../../src/index.js';
 import { clientFrame } from './frames.js';
 import { LOOPBACK, RawPeer, WAIT_MS, delay, rawOpen, until, withTimeout, type RequestSpec } from './raw-client.js';
@@ -224,12 +226,32 @@ export function peakRss(): number {
   return process.resourceUsage().maxRSS * 1024;
 }
 
-/** JavaScript heap plus ArrayBuffer memory now, after a collection when exposed. */
-export function liveBytes(): number {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (gc !== undefined) gc();
-  const m = process.memoryUsage();
-  return m.heapUsed + m.arrayBuffers;
+// A full collection before a baseline, so garbage of earlier tests does not hide growth.
+v8.setFlagsFromString('--expose-gc');
+const collect = runInNewContext('gc') as () => void;
+
+/**
+ * Samples the growth of the JavaScript heap plus ArrayBuffer memory (over a
+ * baseline taken after a full collection) every 10 ms while `run` runs, and
+ * returns the largest seen. Garbage made meanwhile counts: bounds must be generous.
+ */
+export async function peakGrowth(run: () => Promise<void>): Promise<number> {
+  collect();
+  const base = process.memoryUsage();
+  const baseline = base.heapUsed + base.arrayBuffers;
+  let peak = 0;
+  const sample = (): void => {
+    const m = process.memoryUsage();
+    peak = Math.max(peak, m.heapUsed + m.arrayBuffers - baseline);
+  };
+  const timer = setInterval(sample, 10);
+  try {
+    await run();
+    sample();
+  } finally {
+    clearInterval(timer);
+  }
+  return peak;
 }
 
 export const MiB = 1024 * 1024;
