@@ -216,6 +216,22 @@ export async function floodUntilStalled(socket: Socket, unit: Buffer, maxBytes: 
   return { written, stalled: false };
 }
 
+/** Turns a raw peer into a sink: it reads (and drops) everything from now on, so it also sees the end of the stream. */
+export function discardIncoming(peer: RawPeer): void {
+  peer.release();
+  peer.socket.on('data', () => {});
+  peer.socket.resume();
+}
+
+/**
+ * Whether the server ended or cut the connection. A paused socket never
+ * reads the FIN or the reset, so the peer reads (and drops) what is left first.
+ */
+export function isOver(peer: RawPeer): boolean {
+  if (peer.socket.isPaused()) discardIncoming(peer);
+  return peer.closed || peer.ended || peer.socket.destroyed;
+}
+
 /** A masked frame built once, for floods. */
 export function frameBytes(opcode: number, payload: Buffer | string, fin = true): Buffer {
   return clientFrame({ opcode, payload, fin });

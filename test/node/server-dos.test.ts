@@ -12,8 +12,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SendResult } from '../../src/index.js';
-import { type RawPeer, delay, until } from '../helpers/raw-client.js';
-import { BINARY, MODES, MiB, PING, assertServed, dosServer, floodUntilStalled, frameBytes } from '../helpers/server-dos.js';
+import { delay, until } from '../helpers/raw-client.js';
+import { BINARY, MODES, MiB, PING, assertServed, discardIncoming, dosServer, floodUntilStalled, frameBytes } from '../helpers/server-dos.js';
 
 const LIMIT = 64 * 1024;
 /** One read of the server (its shared read buffer is 256 KiB) can queue at most about as many bytes of answers. */
@@ -63,13 +63,6 @@ describe('README maxBackpressure: a client that sends and never reads makes the 
     }
   }
 });
-
-/** Turns the raw peer into a sink: it reads (and drops) everything from now on. */
-function discardIncoming(peer: RawPeer): void {
-  peer.release();
-  peer.socket.on('data', () => {});
-  peer.socket.resume();
-}
 
 describe('README slow consumers: topic messages to a client that does not read', () => {
   const MESSAGE = 64 * 1024;
