@@ -97,6 +97,16 @@ describe('RFC 7692 + README maxPayload: compression bombs fail with 1009 without
       await assertServed(d.port);
     });
 
+    it(`${mode}: a compressed message that inflates to maxPayload + 1 bytes → 1009`, async (t) => {
+      const d = await dosServer(t, mode, OPTS);
+      const peer = await d.open(DEFLATE_OFFER);
+      const ws = await d.nthOpen(1);
+      const payload = zlib.deflateRawSync(Buffer.alloc(MiB + 1), { finishFlush: zlib.constants.Z_SYNC_FLUSH }).subarray(0, -4);
+      await peer.send({ opcode: BINARY, rsv1: true, payload });
+      await assertFailed(d, peer, ws, 1009);
+      assert.equal(d.messages, 0);
+    });
+
     it(`${mode}: a compressed message that inflates to exactly maxPayload is accepted and echoed intact`, async (t) => {
       const d = await dosServer(t, mode, OPTS);
       const peer = await d.open(DEFLATE_OFFER);
