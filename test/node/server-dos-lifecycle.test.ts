@@ -139,6 +139,21 @@ describe('README closeTimeout: a client that never answers the server\'s close f
       await assertServed(d.port);
     });
 
+    it(`${mode}: one that sends its own close frame, then neither reads nor closes TCP, is destroyed after closeTimeout`, { timeout: 30_000 }, async (t) => {
+      const d = await dosServer(t, mode, { closeTimeout: 500, keepalive: false });
+      const peer = await d.open({}, { allowHalfOpen: true });
+      const ws = await d.nthOpen(1);
+      // Below maxBackpressure (1 MiB), so the server still reads: over it, reading would pause and the
+      // close frame would not be read at all (only keepalive then frees the connection).
+      for (let i = 0; i < 8; i++) ws.send(Buffer.alloc(64 * 1024));
+      peer.socket.pause();
+      await peer.sendClose(1000);
+      // RFC 6455 §7.1.1: the server closes TCP first; a peer that never reads its FIN is not waited for beyond closeTimeout.
+      assert.equal(await d.closeOf(ws, 10_000), 1000, 'the handler sees the code of the close frame that came');
+      await until('the connection to leave the clients set', () => d.wss.clients.size === 0);
+      await assertServed(d.port);
+    });
+
     it(`${mode}: one that reads nothing (the close frame stuck behind 10 MiB of output) is destroyed after closeTimeout`, { timeout: 30_000 }, async (t) => {
       const d = await dosServer(t, mode, { closeTimeout: 500, keepalive: false });
       const peer = await d.open();
@@ -223,6 +238,18 @@ describe('README close(): nothing of a closed server keeps the process alive', (
 
 describe('README keepalive: clients that never answer pings are terminated', () => {
   for (const mode of MODES) {
+    it(`${mode}: a client that floods pings and never reads (so the server stopped reading it) is terminated too`, { timeout: 30_000 }, async (t) => {
+      const d = await dosServer(t, mode, { keepalive: { interval: 1000, timeout: 1000 }, maxBackpressure: 64 * 1024, closeTimeout: 500 });
+      const flooder = await d.open();
+      const ws = await d.nthOpen(1);
+      const flood = await floodUntilStalled(flooder.socket, frameBytes(PING, Buffer.alloc(125)), 512 * MiB, 500);
+      assert.ok(flood.stalled);
+      // Its pongs never leave, its later pings are never read: to the server it is silent.
+      assert.equal(await d.closeOf(ws, 15_000), 1006);
+      await until('the flooder to be cut off', () => isOver(flooder), 10_000);
+      await assertServed(d.port);
+    });
+
     it(`${mode}: 100 silent clients (50 reading, 50 not) are terminated after interval + timeout; one that answers stays`, { timeout: 30_000 }, async (t) => {
       const d = await dosServer(t, mode, { keepalive: { interval: 200, timeout: 300 }, closeTimeout: 500 });
       const silent: RawPeer[] = [];
