@@ -93,6 +93,21 @@ describe('README handshakeTimeout: thousands of handshakes abandoned at once are
   }
 });
 
+describe('RFC 6455 §7.1.5: 500 clients that reset TCP right after their handshake', () => {
+  for (const mode of MODES) {
+    it(`${mode}: every connection is closed with 1006 and forgotten; another client is served`, { timeout: 60_000 }, async (t) => {
+      const d = await dosServer(t, mode, { keepalive: false });
+      const all = await abandon(d.port, 500, upgradeRequest(), (s) => d.own(s));
+      await until('500 connections to open', () => d.opened.length === 500, 20_000);
+      for (const a of all) a.socket.resetAndDestroy();
+      await until('500 close handler calls', () => d.closed.length === 500, 20_000);
+      assert.ok(d.closed.every((c) => c.code === 1006));
+      assert.equal(d.wss.clients.size, 0);
+      await assertServed(d.port);
+    });
+  }
+});
+
 describe('RFC 9112 §9.6 / RFC 6455 §4.1: a client that half-closes TCP (FIN) during its handshake', () => {
   const cuts = [
     { name: 'in the middle of the request head', bytes: HALF_HEAD },
