@@ -77,7 +77,8 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
   /** Resolves the wait of a graceful close once the last connection is gone. */
   #lastClosed: (() => void) | null = null;
   /** Sockets whose handshake is being decided (async upgrade hooks). */
-  readonly #pending = new Set<Duplex>();
+  /** Sockets whose async `upgrade` hook has not answered yet, with their handshake timers. */
+  readonly #pending = new Map<Duplex, NodeJS.Timeout>();
   /** Who changed a subscription, while the broker reports it (for the `subscription` callback). */
   #subscribing: ServerWebSocket<T> | null = null;
 
@@ -204,26 +205,34 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
       return;
     }
     // The client gets handshakeTimeout for the hook too; a socket that closes meanwhile is forgotten.
-    this.#pending.add(socket);
     const timer = setTimeout(() => {
       this.#pending.delete(socket);
       refuse(socket, 503, 'handshake timed out', undefined, req);
     }, this.#handshakeTimeout);
+    // It never holds the process open; close() clears it.
+    timer.unref();
+    this.#pending.set(socket, timer);
     decision.then(
       (d) => {
-        clearTimeout(timer);
-        if (!this.#pending.delete(socket)) return;
+        if (!this.#forgetPending(socket)) return;
         if (socket.destroyed || !socket.writable) return;
         if (this.#closing !== null) return refuse(socket, 503, 'server is shutting down', undefined, req);
         this.#decide(req, socket, head, checked.key, info, d);
       },
       (err: unknown) => {
-        clearTimeout(timer);
-        if (!this.#pending.delete(socket)) return;
+        if (!this.#forgetPending(socket)) return;
         this.reportError(null, err, 'upgrade');
         refuse(socket, 500, 'internal error', undefined, req);
       },
     );
+  }
+
+  /** Stops waiting for `socket`'s hook; false if it was not waited for (any more). */
+  #forgetPending(socket: Duplex): boolean {
+    const timer = this.#pending.get(socket);
+    if (timer === undefined) return false;
+    clearTimeout(timer);
+    return this.#pending.delete(socket);
   }
 
   #decide(req: IncomingMessage, socket: Duplex, head: Buffer, key: string, info: UpgradeInfo, decision: UpgradeDecision<T> | void): void {
@@ -402,7 +411,10 @@ export class WebSocketServer<T = unknown> implements ServerContext<T> {
     this.#keepalive?.stop();
     const listener = this.#listener;
     const listenerClosed = listener === null ? Promise.resolve() : listener.close();
-    for (const socket of this.#pending) refuse(socket, 503, 'server is shutting down');
+    for (const [socket, timer] of this.#pending) {
+      clearTimeout(timer);
+      refuse(socket, 503, 'server is shutting down');
+    }
     this.#pending.clear();
     if (this.clients.size > 0) {
       // Terminated sockets report 'close' asynchronously; the wait ends once

@@ -11,7 +11,7 @@
  * bounded waits.
  */
 import assert from 'node:assert/strict';
-import { type Server as HttpServer, createServer } from 'node:http';
+import { type Server as HttpServer, type ServerOptions, createServer } from 'node:http';
 import type { Socket } from 'node:net';
 import type { TestContext } from 'node:test';
 import v8 from 'node:v8';
@@ -69,7 +69,7 @@ export interface DosServer {
  * backpressure, as a naive application does) in `mode`, with `extra` hooks
  * called after the recording ones.
  */
-export async function dosServer(t: TestContext, mode: Mode, options: WebSocketServerOptions = {}, extra: ServerHandler = {}): Promise<DosServer> {
+export async function dosServer(t: TestContext, mode: Mode, options: WebSocketServerOptions = {}, extra: ServerHandler = {}, httpOptions: ServerOptions = {}): Promise<DosServer> {
   const peers: (Socket | RawPeer)[] = [];
   const s: Omit<DosServer, 'wss' | 'port' | 'http'> = {
     opened: [],
@@ -135,7 +135,7 @@ export async function dosServer(t: TestContext, mode: Mode, options: WebSocketSe
     wss = new WebSocketServer({ ...options, handler });
     port = (await wss.listen(0, LOOPBACK)).port;
   } else {
-    const server = createServer((_req, res) => res.end('plain'));
+    const server = createServer(httpOptions, (_req, res) => res.end('plain'));
     http = server;
     if (mode === 'attach') wss = new WebSocketServer({ ...options, server, handler });
     else {
