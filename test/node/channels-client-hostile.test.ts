@@ -1,0 +1,307 @@
+/**
+ * The channels client (fullduplex/client) against a hostile or broken
+ * SERVER, over the WebSocket: a server that never answers `connect`, closes
+ * with every class of close code (PROTOCOL.md §6), negotiates no or another
+ * subprotocol, answers the upgrade with something other than 101, stalls the
+ * handshake, goes silent (the heartbeat, §6), and the public API called in
+ * hostile orders. Each test ends with `settle`: after disconnect() the
+ * client is 'disconnected', no attempt reaches the server, nothing crashed.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ChannelError } from '../../src/client-lib/codes.js';
+import {
+  RawServer,
+  ScriptedServer,
+  acceptOf,
+  events,
+  gaps,
+  hostileClient,
+  push,
+  settle,
+  sleep,
+  textFrame,
+  until,
+  watchProcess,
+} from '../helpers/channels-client-hostile.js';
+
+describe('channels client: a server that never completes connect', () => {
+  it('the timeout option fails the attempt and the client reconnects with backoff within [0, maxReconnectDelay]', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await ScriptedServer.start(t, { frame: () => true }); // accepts the WebSocket, never answers
+    const { c, log } = hostileClient(t, s.url, { timeout: 300, minReconnectDelay: 50, maxReconnectDelay: 150 });
+    c.connect();
+    await until(() => s.attempts.length >= 4, 'four attempts', 15_000);
+    assert.equal(c.state === 'connecting' || c.state === 'reconnecting', true);
+    // §6: each wait is in [0, min(max, min × 2^n)]; the attempt itself lasts `timeout` (300 ms) before it.
+    for (const gap of gaps(s.attempts)) assert.ok(gap >= 250 && gap < 300 + 150 + 1000, `gap ${gap} ms`);
+    const delays = events(log, 'reconnecting').map((e) => e.delay);
+    assert.ok(delays.every((d, i) => d >= 0 && d <= Math.min(150, 50 * 2 ** i)), `delays ${delays.join(',')}`);
+    assert.ok(events(log, 'disconnected').every((e) => e.reconnect && e.code === 1006));
+    assert.equal(events(log, 'connected').length, 0);
+    // Each timed-out attempt closed its WebSocket: no connection piles up at the server.
+    await until(() => s.closes.length >= s.attempts.length - 1, 'timed-out sockets closed');
+    await settle(c, s, crashes);
+  });
+
+  it('disconnect() during connect ends the attempt at once: every pending command rejects and no timer keeps the client going', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await ScriptedServer.start(t, { frame: () => true });
+    const { c } = hostileClient(t, s.url, { timeout: 5000, commandTimeout: 10_000 });
+    c.connect();
+    const published = c.publish('a', 1);
+    const settledAt: number[] = [];
+    const outcome = published.then(
+      () => 'resolved',
+      (e: unknown) => (settledAt.push(Date.now()), e),
+    );
+    await until(() => s.sent('connect').length === 1, 'connect sent');
+    const t0 = Date.now();
+    c.disconnect();
+    assert.equal(c.state, 'disconnected');
+    // disconnect() "stops" the client (types.ts): a command the application is waiting on must not
+    // wait out the 10 s commandTimeout; the brief's contract: it rejects with a clear error.
+    const result = await Promise.race([outcome, sleep(2000).then(() => 'still pending 2 s after disconnect()')]);
+    assert.ok(result instanceof ChannelError, String(result));
+    assert.ok((settledAt[0] ?? Infinity) - t0 < 2000);
+    await settle(c, s, crashes);
+  });
+
+  it('connect() after disconnect() connects again, and connect() twice is one attempt', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await ScriptedServer.start(t);
+    const { c } = hostileClient(t, s.url);
+    c.connect();
+    c.connect();
+    await until(() => c.state === 'connected', 'connected');
+    assert.equal(s.attempts.length, 1);
+    c.disconnect();
+    c.disconnect();
+    assert.equal(c.state, 'disconnected');
+    c.connect();
+    await until(() => c.state === 'connected', 'connected again');
+    assert.equal(s.attempts.length, 2);
+    await settle(c, s, crashes);
+  });
+});
+
+describe('channels client: close codes from the server (PROTOCOL.md §6)', () => {
+  // [code, must reconnect]: 4000–4499 and 1009 terminal; 1001, 1006, 1011, 4500–4999 reconnect;
+  // 1000 is terminal (codes.ts: only the client itself closes with it).
+  const table: [number, boolean][] = [
+    [1000, false],
+    [1001, true],
+    [1011, true],
+    [1009, false],
+    [4000, false],
+    [4400, false],
+    [4401, false],
+    [4406, false],
+    [4429, false],
+    [4499, false],
+    [4500, true],
+    [4501, true],
+    [4502, true],
+    [4503, true],
+    [4504, true],
+    [4999, true],
+  ];
+  for (const [code, again] of table) {
+    it(`a close with ${code} after connected: ${again ? 'reconnects' : 'stops'}, and a sent command rejects with 499`, async (t) => {
+      const { crashes } = watchProcess(t);
+      const s = await ScriptedServer.start(t, { frame: (_ws, f) => f.type === 'publish' }); // publishes are never answered
+      const { c, log } = hostileClient(t, s.url);
+      c.connect();
+      await until(() => c.state === 'connected', 'connected');
+      const pending = c.publish('a', 1);
+      await until(() => s.sent('publish').length === 1, 'publish sent');
+      s.last.close(code, 'hostile');
+      await assert.rejects(pending, (e: ChannelError) => e instanceof ChannelError && e.code === 499);
+      await until(() => events(log, 'disconnected').length === 1, 'disconnected');
+      assert.deepEqual(events(log, 'disconnected')[0], { code, reason: 'hostile', reconnect: again });
+      if (again) await until(() => s.attempts.length === 2 && c.state === 'connected', 'reconnected');
+      else {
+        assert.equal(c.state, 'disconnected');
+        await sleep(500); // longer than maxReconnectDelay
+        assert.equal(s.attempts.length, 1, 'no reconnection after a terminal code');
+      }
+      await settle(c, s, crashes, 500);
+    });
+  }
+
+  it('an abrupt TCP close (1006) reconnects', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await ScriptedServer.start(t);
+    const { c, log } = hostileClient(t, s.url);
+    c.connect();
+    await until(() => c.state === 'connected', 'connected');
+    s.last.terminate();
+    await until(() => s.attempts.length === 2 && c.state === 'connected', 'reconnected');
+    assert.equal(events(log, 'disconnected')[0]?.code, 1006);
+    await settle(c, s, crashes);
+  });
+
+  it('a `disconnect` push decides: reconnect:false stops even on a 45xx code, reconnect:true reconnects', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await ScriptedServer.start(t);
+    const { c, log } = hostileClient(t, s.url);
+    c.connect();
+    await until(() => c.state === 'connected', 'connected');
+    push(s.last, { type: 'disconnect', code: 4503, reason: 'slow', reconnect: true });
+    s.last.close(4503, 'slow');
+    await until(() => s.attempts.length === 2 && c.state === 'connected', 'reconnected after 4503');
+    push(s.last, { type: 'disconnect', code: 4600, reason: 'go away', reconnect: false });
+    s.last.close(4600, 'go away');
+    await until(() => c.state === 'disconnected', 'stopped');
+    assert.deepEqual(events(log, 'disconnected').at(-1), { code: 4600, reason: 'go away', reconnect: false });
+    await sleep(500);
+    assert.equal(s.attempts.length, 2);
+    await settle(c, s, crashes, 300);
+  });
+
+  it('a server that drops every connection right after `connected` gets backoff, not a storm', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await ScriptedServer.start(t, {
+      frame: (ws, f, n) => {
+        if (f.type !== 'connect') return false;
+        push(ws, { id: f.id, type: 'connected', client: `c${n}`, user: '', ping: 25_000 });
+        ws.terminate();
+        return true;
+      },
+    });
+    const { c, log } = hostileClient(t, s.url, { minReconnectDelay: 100, maxReconnectDelay: 400 });
+    c.connect();
+    await sleep(2000);
+    // Full jitter averages half the ceiling: 2 s of 100, 200, 400, 400 … ms ceilings cannot fit more than ~20.
+    assert.ok(s.attempts.length >= 3 && s.attempts.length < 40, `${s.attempts.length} attempts in 2 s`);
+    const delays = events(log, 'reconnecting').map((e) => e.delay);
+    assert.ok(delays.every((d, i) => d <= Math.min(400, 100 * 2 ** i)), `delays ${delays.join(',')}`);
+    await settle(c, s, crashes);
+  });
+});
+
+describe('channels client: broken handshakes', () => {
+  it('a server that negotiates no subprotocol: the connection does not count as a channel connection (§1: 4406, no reconnect)', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await ScriptedServer.start(t, {}, []); // answers `connect` perfectly, but chose no subprotocol
+    const { c, log } = hostileClient(t, s.url);
+    c.connect();
+    await until(() => events(log, 'disconnected').length > 0 || c.state === 'connected', 'an outcome');
+    await sleep(300);
+    assert.equal(events(log, 'connected').length, 0, 'connected over a connection without fullduplex.channels.v1');
+    assert.equal(events(log, 'disconnected')[0]?.code, 4406);
+    await settle(c, s, crashes, 500);
+  });
+
+  it('a server that answers 101 with another subprotocol: the WebSocket fails, the client retries with backoff', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await RawServer.start(t, (req, socket) => {
+      const key = String(req.headers['sec-websocket-key']);
+      socket.write(
+        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptOf(key)}\r\nSec-WebSocket-Protocol: chat.v2\r\n\r\n`,
+      );
+      socket.write(textFrame('{"id":1,"type":"connected","client":"x","user":"","ping":25000}'));
+    });
+    const { c, log } = hostileClient(t, s.url);
+    c.connect();
+    await until(() => s.attempts.length >= 3, 'retries');
+    assert.equal(events(log, 'connected').length, 0);
+    assert.ok(events(log, 'disconnected').every((e) => e.reconnect));
+    await settle(c, s, crashes);
+  });
+
+  for (const [name, head] of [
+    ['200 OK', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
+    ['503', 'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n'],
+    ['garbage', 'SSH-2.0-OpenSSH_9.6\r\n\r\n'],
+  ] as const) {
+    it(`an upgrade answered with ${name} instead of 101: the client retries with backoff`, async (t) => {
+      const { crashes } = watchProcess(t);
+      const s = await RawServer.start(t, (_req, socket) => socket.end(head));
+      const { c, log } = hostileClient(t, s.url);
+      c.connect();
+      await until(() => s.attempts.length >= 3, 'retries');
+      assert.equal(events(log, 'connected').length, 0);
+      assert.ok(events(log, 'disconnected').every((e) => e.reconnect));
+      await settle(c, s, crashes);
+    });
+  }
+
+  it('a server that stalls mid-handshake (half a 101 head, then nothing): the timeout fails the attempt', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await RawServer.start(t, (_req, socket) => socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: webs'));
+    const { c, log } = hostileClient(t, s.url, { timeout: 400 });
+    c.connect();
+    await until(() => s.attempts.length >= 2, 'a second attempt');
+    assert.ok((s.attempts[1] ?? 0) - (s.attempts[0] ?? 0) >= 350);
+    assert.equal(events(log, 'disconnected')[0]?.reason, 'timeout');
+    await settle(c, s, crashes);
+  });
+});
+
+describe('channels client: liveness (PROTOCOL.md §6 heartbeat)', () => {
+  it('a server that goes silent after connected: the client closes it after ping + pingGrace (4502) and reconnects', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await ScriptedServer.start(t, {
+      frame: (ws, f, n) => {
+        // Answers `connect`, then nothing at all (the publish below stays unanswered).
+        if (f.type === 'connect') push(ws, { id: f.id, type: 'connected', client: `c${n}`, user: '', ping: 300 });
+        return true;
+      },
+    });
+    const { c, log } = hostileClient(t, s.url, { pingGrace: 200 });
+    c.connect();
+    await until(() => c.state === 'connected', 'connected');
+    const t0 = Date.now();
+    const pending = c.publish('a', 1);
+    pending.catch(() => undefined);
+    await until(() => events(log, 'disconnected').length === 1, 'heartbeat timeout', 5000);
+    assert.ok(Date.now() - t0 >= 400, 'not before ping + grace');
+    assert.deepEqual(events(log, 'disconnected')[0], { code: 4502, reason: 'heartbeat timeout', reconnect: true });
+    await assert.rejects(pending, { code: 499 });
+    await until(() => s.attempts.length === 2, 'reconnected');
+    await until(() => s.closes.length >= 1, 'the dead connection closed by the client');
+    await settle(c, s, crashes);
+  });
+
+  it('protocol pings keep the connection alive and are answered with pong', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await ScriptedServer.start(t, {
+      frame: (ws, f, n) => {
+        if (f.type !== 'connect') return false;
+        push(ws, { id: f.id, type: 'connected', client: `c${n}`, user: '', ping: 200 });
+        return true;
+      },
+    });
+    const { c, log } = hostileClient(t, s.url, { pingGrace: 200 });
+    c.connect();
+    await until(() => c.state === 'connected', 'connected');
+    const timer = setInterval(() => push(s.last, { type: 'ping' }), 100);
+    t.after(() => clearInterval(timer));
+    await sleep(1500);
+    clearInterval(timer);
+    assert.equal(events(log, 'disconnected').length, 0);
+    assert.ok(s.sent('pong').length >= 5);
+    assert.ok(s.sent('pong').every((f) => f.id === undefined));
+    await settle(c, s, crashes);
+  });
+
+  it('an absurd `ping` interval in `connected` (2^40 ms) does not overflow the heartbeat timer into a 1 ms loop', async (t) => {
+    const { crashes, warnings } = watchProcess(t);
+    const s = await ScriptedServer.start(t, {
+      frame: (ws, f, n) => {
+        if (f.type !== 'connect') return false;
+        push(ws, { id: f.id, type: 'connected', client: `c${n}`, user: '', ping: 2 ** 40 });
+        return true;
+      },
+    });
+    const { c } = hostileClient(t, s.url);
+    c.connect();
+    await until(() => c.state === 'connected', 'connected');
+    await sleep(300);
+    // Node clamps a setTimeout beyond 2^31−1 ms to 1 ms and warns: the heartbeat would then re-arm every millisecond.
+    const overflows = warnings.filter((w) => w.name === 'TimeoutOverflowWarning');
+    assert.equal(overflows.length, 0, `${overflows.length} TimeoutOverflowWarnings in 300 ms, the first: ${overflows[0]?.message}`);
+    await settle(c, s, crashes, 300);
+  });
+});
