@@ -14,7 +14,7 @@ import type { TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { type ServerWebSocket, WebSocket, WebSocketServer } from '../../src/index.js';
 import { Client } from '../../src/client-lib/client.js';
-import { PROTOCOL, type ClientEvents, type ClientOptions } from '../../src/client-lib/types.js';
+import { PROTOCOL, type ClientEvents, type ClientOptions, type Publication } from '../../src/client-lib/types.js';
 import { type Json, until } from './channels.js';
 
 export { until };
@@ -263,3 +263,17 @@ export const connectedSse = (body: string, extra: Json = {}): Json => ({
 
 /** The delays between consecutive attempts, in ms. */
 export const gaps = (at: number[]): number[] => at.slice(1).map((x, i) => x - (at[i] ?? x));
+
+/** A client connected to a scripted server (subscribed to `channel` when given), with its event log and publications. */
+export async function connectedClient(t: TestContext, script: Script = {}, options: ClientOptions = {}, channel?: string) {
+  const { crashes } = watchProcess(t);
+  const s = await ScriptedServer.start(t, script);
+  const { c, log } = hostileClient(t, s.url, options);
+  const got: Publication[] = [];
+  c.on('publication', (p) => got.push(p));
+  if (channel !== undefined) c.subscribe(channel);
+  c.connect();
+  await until(() => c.state === 'connected', 'connected');
+  if (channel !== undefined) await until(() => c.getSubscription(channel)?.state === 'subscribed', 'subscribed');
+  return { s, c, log, got, crashes };
+}

@@ -7,26 +7,11 @@
  * offsets and payloads). The client must neither crash nor stall, deliver
  * each publication at most once and in order, and stay usable.
  */
-import { describe, it, type TestContext } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from '../../src/index.js';
 import { ChannelError } from '../../src/client-lib/codes.js';
-import type { ClientOptions, Publication } from '../../src/client-lib/types.js';
-import { type Json, type Script, ScriptedServer, events, hostileClient, push, settle, sleep, until, watchProcess } from '../helpers/channels-client-hostile.js';
-
-/** A connected client (subscribed to `room` when asked) and its scripted server. */
-async function connected(t: TestContext, script: Script = {}, options: ClientOptions = {}, channel?: string) {
-  const { crashes } = watchProcess(t);
-  const s = await ScriptedServer.start(t, script);
-  const { c, log } = hostileClient(t, s.url, options);
-  const got: Publication[] = [];
-  c.on('publication', (p) => got.push(p));
-  if (channel !== undefined) c.subscribe(channel);
-  c.connect();
-  await until(() => c.state === 'connected', 'connected');
-  if (channel !== undefined) await until(() => c.getSubscription(channel)?.state === 'subscribed', 'subscribed');
-  return { s, c, log, got, crashes };
-}
+import { type Json, connectedClient, events, push, settle, sleep, until } from '../helpers/channels-client-hostile.js';
 
 const pub = (offset: unknown, data: unknown = offset, epoch = 'E', channel = 'room'): Json => ({ type: 'pub', channel, offset, epoch, data });
 
@@ -37,7 +22,7 @@ async function stillWorks(c: { publish(ch: string, d: unknown): Promise<{ offset
 
 describe('channels client: frames that are not protocol objects', () => {
   it('ignores non-JSON, non-object, array, deeply nested, type-less, unknown-type and binary frames, and stays usable', async (t) => {
-    const { s, c, log, got, crashes } = await connected(t, {}, {}, 'room');
+    const { s, c, log, got, crashes } = await connectedClient(t, {}, {}, 'room');
     const deep = '['.repeat(200_000) + ']'.repeat(200_000);
     for (const text of ['not json', '{"type":', '42', '"pub"', 'null', 'true', '[1,2]', JSON.stringify([pub(1)]), deep, '{}', '{"id":2}', '{"type":"bogus","channel":"room"}', '{"type":7}']) {
       push(s.last, text);
@@ -52,7 +37,7 @@ describe('channels client: frames that are not protocol objects', () => {
   });
 
   it('a reply whose id matches no command, and a duplicate reply, change nothing', async (t) => {
-    const { s, c, crashes } = await connected(t, {
+    const { s, c, crashes } = await connectedClient(t, {
       frame: (ws, f) => {
         if (f.type !== 'publish') return false;
         for (const offset of [7, 8]) push(ws, { id: f.id, type: 'published', offset, epoch: 'E' }); // the same id twice
@@ -69,7 +54,7 @@ describe('channels client: frames that are not protocol objects', () => {
   });
 
   it('an error push without id is an `error` event; an error reply rejects the command with its code', async (t) => {
-    const { s, c, log, crashes } = await connected(t, {
+    const { s, c, log, crashes } = await connectedClient(t, {
       frame: (ws, f) => f.type === 'publish' && (push(ws, { id: f.id, type: 'error', code: 429, message: 'slow down' }), true),
     });
     push(s.last, { type: 'error', code: 400, message: 'bad json' });
@@ -80,7 +65,7 @@ describe('channels client: frames that are not protocol objects', () => {
   });
 
   it('a reply of the wrong type for a command does not resolve the command with garbage', async (t) => {
-    const { s, c, crashes } = await connected(t, {
+    const { s, c, crashes } = await connectedClient(t, {
       frame: (ws, f) => f.type === 'publish' && (push(ws, { id: f.id, type: 'presence', channel: 'room', clients: [] }), true),
     });
     const outcome = await c.publish('room', 1).then(
@@ -99,7 +84,7 @@ describe('channels client: frames that are not protocol objects', () => {
         super(url, protocols, { maxPayload: 64 * 1024 });
       }
     }
-    const { s, c, log, crashes } = await connected(t, { frame: (_ws, f) => f.type === 'publish' }, { WebSocket: Small });
+    const { s, c, log, crashes } = await connectedClient(t, { frame: (_ws, f) => f.type === 'publish' }, { WebSocket: Small });
     const pending = c.publish('room', 1);
     await until(() => s.sent('publish').length === 1, 'publish sent');
     push(s.last, JSON.stringify(pub(1, 'x'.repeat(200 * 1024))));
@@ -111,7 +96,7 @@ describe('channels client: frames that are not protocol objects', () => {
   });
 
   it('a huge (8 MiB) publication is delivered whole', async (t) => {
-    const { s, c, got, crashes } = await connected(t, {}, {}, 'room');
+    const { s, c, got, crashes } = await connectedClient(t, {}, {}, 'room');
     const big = 'y'.repeat(8 * 1024 * 1024);
     push(s.last, pub(1, big));
     await until(() => got.length === 1, 'the big publication');
@@ -122,7 +107,7 @@ describe('channels client: frames that are not protocol objects', () => {
 
 describe('channels client: pub pushes that break the offset rules (PROTOCOL.md ยง7)', () => {
   it('a pub for a channel the client did not subscribe to is not delivered', async (t) => {
-    const { s, c, got, crashes } = await connected(t, {}, {}, 'room');
+    const { s, c, got, crashes } = await connectedClient(t, {}, {}, 'room');
     push(s.last, pub(1, 'x', 'E', 'other'));
     push(s.last, { type: 'join', channel: 'other', client: 'z', user: 'z' });
     push(s.last, { type: 'unsubscribed', channel: 'other', code: 4000, reason: 'x' });
@@ -133,7 +118,7 @@ describe('channels client: pub pushes that break the offset rules (PROTOCOL.md ย
   });
 
   it('offsets going backwards or repeating are dropped: each publication is delivered once, in order', async (t) => {
-    const { s, c, got, crashes } = await connected(t, {}, {}, 'room');
+    const { s, c, got, crashes } = await connectedClient(t, {}, {}, 'room');
     for (const o of [1, 2, 3, 2, 3, 1, 3, 4]) push(s.last, pub(o));
     await until(() => got.length >= 4, 'four publications');
     await sleep(100);
@@ -142,7 +127,7 @@ describe('channels client: pub pushes that break the offset rules (PROTOCOL.md ย
   });
 
   it('a pub whose offset is not a number is not delivered and does not disable the duplicate check', async (t) => {
-    const { s, c, got, crashes } = await connected(t, {}, {}, 'room');
+    const { s, c, got, crashes } = await connectedClient(t, {}, {}, 'room');
     for (const f of [pub(1), pub(2), pub('x', 'bad'), pub(null, 'bad'), { type: 'pub', channel: 'room', epoch: 'E', data: 'bad' }, pub(2), pub(1), pub(3)]) push(s.last, f);
     await until(() => got.some((p) => p.data === 3), 'offset 3');
     await sleep(100);
@@ -152,7 +137,7 @@ describe('channels client: pub pushes that break the offset rules (PROTOCOL.md ย
   });
 
   it('a gap (offsets 1, 2, then 5) is noticed: the client recovers 3 and 4 or reports the gap, never skips it silently', async (t) => {
-    const { s, c, log, got, crashes } = await connected(t, {}, {}, 'room');
+    const { s, c, log, got, crashes } = await connectedClient(t, {}, {}, 'room');
     for (const o of [1, 2, 5]) push(s.last, pub(o));
     await until(() => got.length >= 2, 'publications');
     await sleep(500);
@@ -165,7 +150,7 @@ describe('channels client: pub pushes that break the offset rules (PROTOCOL.md ย
   });
 
   it('an epoch change mid-stream starts over from the new epoch, and the duplicate check follows it', async (t) => {
-    const { s, c, got, crashes } = await connected(t, {}, {}, 'room');
+    const { s, c, got, crashes } = await connectedClient(t, {}, {}, 'room');
     for (const f of [pub(1), pub(2), pub(1, 'F1', 'F'), pub(2, 'F2', 'F'), pub(1, 'F1', 'F'), pub(2, 'F2', 'F'), pub(3, 'F3', 'F')]) push(s.last, f);
     await until(() => got.length >= 5, 'five publications');
     await sleep(100);
@@ -175,7 +160,7 @@ describe('channels client: pub pushes that break the offset rules (PROTOCOL.md ย
   });
 
   it('a `b64` that is not valid base64 neither crashes the process nor stops later publications', async (t) => {
-    const { s, c, got, crashes } = await connected(t, {}, {}, 'room');
+    const { s, c, got, crashes } = await connectedClient(t, {}, {}, 'room');
     push(s.last, { type: 'pub', channel: 'room', offset: 1, epoch: 'E', b64: '***not base64***' });
     push(s.last, pub(2, 'after'));
     await until(() => got.some((p) => p.data === 'after') || crashes.length > 0, 'the next publication', 3000);
@@ -186,7 +171,7 @@ describe('channels client: pub pushes that break the offset rules (PROTOCOL.md ย
   });
 
   it('a recovered list with an invalid b64 in the `subscribed` reply does not crash', async (t) => {
-    const { s, c, got, crashes } = await connected(t, {
+    const { s, c, got, crashes } = await connectedClient(t, {
       frame: (ws, f) =>
         f.type === 'subscribe' &&
         (push(ws, { id: f.id, type: 'subscribed', channel: f.channel, offset: 2, epoch: 'E', recovered: true, publications: [{ offset: 1, b64: '%%' }, { offset: 2, data: 'ok' }] }), true),
@@ -198,7 +183,7 @@ describe('channels client: pub pushes that break the offset rules (PROTOCOL.md ย
   });
 
   it('a pub with both `data` and `b64` (ยง1: never both) is delivered at most once and does not crash', async (t) => {
-    const { s, c, got, crashes } = await connected(t, {}, {}, 'room');
+    const { s, c, got, crashes } = await connectedClient(t, {}, {}, 'room');
     push(s.last, { type: 'pub', channel: 'room', offset: 1, epoch: 'E', data: 'text', b64: 'AAE=' });
     push(s.last, pub(2));
     await until(() => got.some((p) => p.offset === 2), 'the next publication');
@@ -207,7 +192,7 @@ describe('channels client: pub pushes that break the offset rules (PROTOCOL.md ย
   });
 
   it('recovered publications out of order or repeated in a `subscribed` reply are delivered once, in order', async (t) => {
-    const { s, c, got, crashes } = await connected(t, {
+    const { s, c, got, crashes } = await connectedClient(t, {
       frame: (ws, f) => {
         if (f.type !== 'subscribe') return false;
         const list = [3, 1, 2, 3, 4, 4].map((o) => ({ offset: o, data: o }));

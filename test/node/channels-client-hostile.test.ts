@@ -9,11 +9,16 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { ChannelError } from '../../src/client-lib/codes.js';
+import type { ServerWebSocket } from '../../src/index.js';
 import {
+  type Json,
   RawServer,
   ScriptedServer,
   acceptOf,
+  connectedClient,
   events,
   gaps,
   hostileClient,
@@ -24,6 +29,15 @@ import {
   until,
   watchProcess,
 } from '../helpers/channels-client-hostile.js';
+
+/** A `connected` reply to the `connect` frame `f`. */
+const connected = (f: Json): Json => ({ id: f.id, type: 'connected', client: 'c', user: '', ping: 25_000 });
+
+/** The server says goodbye: a `disconnect` push, then the close frame with the same code (§6). */
+function goodbye(ws: ServerWebSocket, code: number, reconnect: boolean): void {
+  push(ws, { type: 'disconnect', code, reason: 'bye', reconnect });
+  ws.close(code, 'bye');
+}
 
 describe('channels client: a server that never completes connect', () => {
   it('the timeout option fails the attempt and the client reconnects with backoff within [0, maxReconnectDelay]', async (t) => {
@@ -108,11 +122,7 @@ describe('channels client: close codes from the server (PROTOCOL.md §6)', () =>
   ];
   for (const [code, again] of table) {
     it(`a close with ${code} after connected: ${again ? 'reconnects' : 'stops'}, and a sent command rejects with 499`, async (t) => {
-      const { crashes } = watchProcess(t);
-      const s = await ScriptedServer.start(t, { frame: (_ws, f) => f.type === 'publish' }); // publishes are never answered
-      const { c, log } = hostileClient(t, s.url);
-      c.connect();
-      await until(() => c.state === 'connected', 'connected');
+      const { s, c, log, crashes } = await connectedClient(t, { frame: (_ws, f) => f.type === 'publish' }); // publishes are never answered
       const pending = c.publish('a', 1);
       await until(() => s.sent('publish').length === 1, 'publish sent');
       s.last.close(code, 'hostile');
@@ -129,42 +139,38 @@ describe('channels client: close codes from the server (PROTOCOL.md §6)', () =>
     });
   }
 
-  it('an abrupt TCP close (1006) reconnects', async (t) => {
-    const { crashes } = watchProcess(t);
-    const s = await ScriptedServer.start(t);
-    const { c, log } = hostileClient(t, s.url);
-    c.connect();
-    await until(() => c.state === 'connected', 'connected');
-    s.last.terminate();
-    await until(() => s.attempts.length === 2 && c.state === 'connected', 'reconnected');
-    assert.equal(events(log, 'disconnected')[0]?.code, 1006);
-    await settle(c, s, crashes);
-  });
-
-  it('a `disconnect` push decides: reconnect:false stops even on a 45xx code, reconnect:true reconnects', async (t) => {
-    const { crashes } = watchProcess(t);
-    const s = await ScriptedServer.start(t);
-    const { c, log } = hostileClient(t, s.url);
-    c.connect();
-    await until(() => c.state === 'connected', 'connected');
-    push(s.last, { type: 'disconnect', code: 4503, reason: 'slow', reconnect: true });
-    s.last.close(4503, 'slow');
-    await until(() => s.attempts.length === 2 && c.state === 'connected', 'reconnected after 4503');
-    push(s.last, { type: 'disconnect', code: 4600, reason: 'go away', reconnect: false });
-    s.last.close(4600, 'go away');
-    await until(() => c.state === 'disconnected', 'stopped');
-    assert.deepEqual(events(log, 'disconnected').at(-1), { code: 4600, reason: 'go away', reconnect: false });
-    await sleep(500);
-    assert.equal(s.attempts.length, 2);
-    await settle(c, s, crashes, 300);
-  });
+  const ends: [string, (ws: ServerWebSocket) => void, number, boolean][] = [
+    ['an abrupt TCP close (1006)', (ws) => ws.terminate(), 1006, true],
+    ['a close frame without a code (1005)', (ws) => ws.close(), 1005, true],
+    ['a `disconnect` push 4503 reconnect:true', (ws) => goodbye(ws, 4503, true), 4503, true],
+    ['a `disconnect` push 4600 reconnect:false (the push decides)', (ws) => goodbye(ws, 4600, false), 4600, false],
+    // §6: "4000–4499: the client MUST NOT reconnect by itself", whatever a hostile push claims.
+    ['a `disconnect` push 4401 that claims reconnect:true', (ws) => goodbye(ws, 4401, true), 4401, false],
+  ];
+  for (const [name, end, code, again] of ends) {
+    it(`${name}: ${again ? 'reconnects' : 'stops'}`, async (t) => {
+      const { s, c, log, crashes } = await connectedClient(t);
+      end(s.last);
+      await until(() => events(log, 'disconnected').length === 1, 'disconnected');
+      assert.deepEqual(
+        events(log, 'disconnected').map((e) => [e.code, e.reconnect]),
+        [[code, again]],
+      );
+      if (again) await until(() => s.attempts.length === 2 && c.state === 'connected', 'reconnected');
+      else {
+        await sleep(500);
+        assert.equal(s.attempts.length, 1, 'no reconnection');
+      }
+      await settle(c, s, crashes, 300);
+    });
+  }
 
   it('a server that drops every connection right after `connected` gets backoff, not a storm', async (t) => {
     const { crashes } = watchProcess(t);
     const s = await ScriptedServer.start(t, {
-      frame: (ws, f, n) => {
+      frame: (ws, f) => {
         if (f.type !== 'connect') return false;
-        push(ws, { id: f.id, type: 'connected', client: `c${n}`, user: '', ping: 25_000 });
+        push(ws, connected(f));
         ws.terminate();
         return true;
       },
@@ -193,31 +199,22 @@ describe('channels client: broken handshakes', () => {
     await settle(c, s, crashes, 500);
   });
 
-  it('a server that answers 101 with another subprotocol: the WebSocket fails, the client retries with backoff', async (t) => {
-    const { crashes } = watchProcess(t);
-    const s = await RawServer.start(t, (req, socket) => {
-      const key = String(req.headers['sec-websocket-key']);
-      socket.write(
-        `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptOf(key)}\r\nSec-WebSocket-Protocol: chat.v2\r\n\r\n`,
-      );
-      socket.write(textFrame('{"id":1,"type":"connected","client":"x","user":"","ping":25000}'));
-    });
-    const { c, log } = hostileClient(t, s.url);
-    c.connect();
-    await until(() => s.attempts.length >= 3, 'retries');
-    assert.equal(events(log, 'connected').length, 0);
-    assert.ok(events(log, 'disconnected').every((e) => e.reconnect));
-    await settle(c, s, crashes);
-  });
-
-  for (const [name, head] of [
-    ['200 OK', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'],
-    ['503', 'HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n'],
-    ['garbage', 'SSH-2.0-OpenSSH_9.6\r\n\r\n'],
-  ] as const) {
-    it(`an upgrade answered with ${name} instead of 101: the client retries with backoff`, async (t) => {
+  /** A 101 that picks a subprotocol the client never offered (RFC 6455 §4.1: the client must fail it), then a `connected`. */
+  const otherProtocol = (req: IncomingMessage, socket: Duplex): void => {
+    const key = String(req.headers['sec-websocket-key']);
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${acceptOf(key)}\r\nSec-WebSocket-Protocol: chat.v2\r\n\r\n`);
+    socket.write(textFrame('{"id":1,"type":"connected","client":"x","user":"","ping":25000}'));
+  };
+  const answers: [string, (req: IncomingMessage, socket: Duplex) => void][] = [
+    ['a 101 with another subprotocol', otherProtocol],
+    ['200 OK', (_q, socket) => socket.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')],
+    ['503', (_q, socket) => socket.end('HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n')],
+    ['garbage', (_q, socket) => socket.end('SSH-2.0-OpenSSH_9.6\r\n\r\n')],
+  ];
+  for (const [name, onUpgrade] of answers) {
+    it(`an upgrade answered with ${name}: the WebSocket fails, the client retries with backoff`, async (t) => {
       const { crashes } = watchProcess(t);
-      const s = await RawServer.start(t, (_req, socket) => socket.end(head));
+      const s = await RawServer.start(t, onUpgrade);
       const { c, log } = hostileClient(t, s.url);
       c.connect();
       await until(() => s.attempts.length >= 3, 'retries');
@@ -243,9 +240,9 @@ describe('channels client: liveness (PROTOCOL.md §6 heartbeat)', () => {
   it('a server that goes silent after connected: the client closes it after ping + pingGrace (4502) and reconnects', async (t) => {
     const { crashes } = watchProcess(t);
     const s = await ScriptedServer.start(t, {
-      frame: (ws, f, n) => {
+      frame: (ws, f) => {
         // Answers `connect`, then nothing at all (the publish below stays unanswered).
-        if (f.type === 'connect') push(ws, { id: f.id, type: 'connected', client: `c${n}`, user: '', ping: 300 });
+        if (f.type === 'connect') push(ws, { ...connected(f), ping: 300 });
         return true;
       },
     });
@@ -265,17 +262,7 @@ describe('channels client: liveness (PROTOCOL.md §6 heartbeat)', () => {
   });
 
   it('protocol pings keep the connection alive and are answered with pong', async (t) => {
-    const { crashes } = watchProcess(t);
-    const s = await ScriptedServer.start(t, {
-      frame: (ws, f, n) => {
-        if (f.type !== 'connect') return false;
-        push(ws, { id: f.id, type: 'connected', client: `c${n}`, user: '', ping: 200 });
-        return true;
-      },
-    });
-    const { c, log } = hostileClient(t, s.url, { pingGrace: 200 });
-    c.connect();
-    await until(() => c.state === 'connected', 'connected');
+    const { s, c, log, crashes } = await connectedClient(t, { frame: (ws, f) => f.type === 'connect' && (push(ws, { ...connected(f), ping: 200 }), true) }, { pingGrace: 200 });
     const timer = setInterval(() => push(s.last, { type: 'ping' }), 100);
     t.after(() => clearInterval(timer));
     await sleep(1500);
@@ -287,17 +274,8 @@ describe('channels client: liveness (PROTOCOL.md §6 heartbeat)', () => {
   });
 
   it('an absurd `ping` interval in `connected` (2^40 ms) does not overflow the heartbeat timer into a 1 ms loop', async (t) => {
-    const { crashes, warnings } = watchProcess(t);
-    const s = await ScriptedServer.start(t, {
-      frame: (ws, f, n) => {
-        if (f.type !== 'connect') return false;
-        push(ws, { id: f.id, type: 'connected', client: `c${n}`, user: '', ping: 2 ** 40 });
-        return true;
-      },
-    });
-    const { c } = hostileClient(t, s.url);
-    c.connect();
-    await until(() => c.state === 'connected', 'connected');
+    const { warnings } = watchProcess(t);
+    const { s, c, crashes } = await connectedClient(t, { frame: (ws, f) => f.type === 'connect' && (push(ws, { ...connected(f), ping: 2 ** 40 }), true) });
     await sleep(300);
     // Node clamps a setTimeout beyond 2^31−1 ms to 1 ms and warns: the heartbeat would then re-arm every millisecond.
     const overflows = warnings.filter((w) => w.name === 'TimeoutOverflowWarning');
