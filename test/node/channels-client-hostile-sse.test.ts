@@ -131,6 +131,25 @@ describe('channels client fallback: broken event streams', () => {
   });
 });
 
+describe('channels client fallback: hostile frames on the stream', () => {
+  it('a pub with invalid base64 neither ends the session nor stops the publications after it', async (t) => {
+    const { s, c, log, got, crashes } = await fallback(
+      t,
+      good((res) => {
+        sse(res, { type: 'pub', channel: 'room', offset: 1, epoch: 'E', b64: '***' });
+        sse(res, { type: 'pub', channel: 'room', offset: 2, epoch: 'E', data: 'after' });
+      }),
+    );
+    c.subscribe('room');
+    c.connect();
+    await until(() => got.length > 0 || events(log, 'disconnected').length > 0, 'an outcome');
+    await sleep(200);
+    assert.deepEqual(events(log, 'disconnected'), [], 'one bad payload ended the whole session');
+    assert.equal(got.at(-1)?.data, 'after');
+    await settle(c, s, crashes);
+  });
+});
+
 describe('channels client fallback: /send failures', () => {
   for (const [status, code] of [
     [500, 1006],

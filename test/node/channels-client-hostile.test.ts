@@ -40,23 +40,32 @@ function goodbye(ws: ServerWebSocket, code: number, reconnect: boolean): void {
 }
 
 describe('channels client: a server that never completes connect', () => {
-  it('the timeout option fails the attempt and the client reconnects with backoff within [0, maxReconnectDelay]', async (t) => {
-    const { crashes } = watchProcess(t);
-    const s = await ScriptedServer.start(t, { frame: () => true }); // accepts the WebSocket, never answers
-    const { c, log } = hostileClient(t, s.url, { timeout: 300, minReconnectDelay: 50, maxReconnectDelay: 150 });
-    c.connect();
-    await until(() => s.attempts.length >= 4, 'four attempts', 15_000);
-    assert.equal(c.state === 'connecting' || c.state === 'reconnecting', true);
-    // §6: each wait is in [0, min(max, min × 2^n)]; the attempt itself lasts `timeout` (300 ms) before it.
-    for (const gap of gaps(s.attempts)) assert.ok(gap >= 250 && gap < 300 + 150 + 1000, `gap ${gap} ms`);
-    const delays = events(log, 'reconnecting').map((e) => e.delay);
-    assert.ok(delays.every((d, i) => d >= 0 && d <= Math.min(150, 50 * 2 ** i)), `delays ${delays.join(',')}`);
-    assert.ok(events(log, 'disconnected').every((e) => e.reconnect && e.code === 1006));
-    assert.equal(events(log, 'connected').length, 0);
-    // Each timed-out attempt closed its WebSocket: no connection piles up at the server.
-    await until(() => s.closes.length >= s.attempts.length - 1, 'timed-out sockets closed');
-    await settle(c, s, crashes);
-  });
+  // Ways of never completing `connect`: each must end in the `timeout` option, then a retry with backoff.
+  const stalls: [string, (ws: ServerWebSocket, f: Json) => void][] = [
+    ['silence', () => undefined],
+    ['a `connected` with another id', (ws, f) => push(ws, { ...connected(f), id: Number(f.id) + 1000 })],
+    ['a `connected` without id', (ws, f) => push(ws, { ...connected(f), id: undefined })],
+    ['pushes only (ping, pub)', (ws) => (push(ws, { type: 'ping' }), push(ws, { type: 'pub', channel: 'a', offset: 1, epoch: 'E', data: 1 }))],
+  ];
+  for (const [name, reply] of stalls) {
+    it(`${name}: the timeout option fails the attempt and the client reconnects with backoff within [0, maxReconnectDelay]`, async (t) => {
+      const { crashes } = watchProcess(t);
+      const s = await ScriptedServer.start(t, { frame: (ws, f) => (f.type === 'connect' && reply(ws, f), true) });
+      const { c, log } = hostileClient(t, s.url, { timeout: 300, minReconnectDelay: 50, maxReconnectDelay: 150 });
+      c.connect();
+      await until(() => s.attempts.length >= 4, 'four attempts', 15_000);
+      assert.equal(c.state === 'connecting' || c.state === 'reconnecting', true);
+      // §6: each wait is in [0, min(max, min × 2^n)]; the attempt itself lasts `timeout` (300 ms) before it.
+      for (const gap of gaps(s.attempts)) assert.ok(gap >= 250 && gap < 300 + 150 + 1000, `gap ${gap} ms`);
+      const delays = events(log, 'reconnecting').map((e) => e.delay);
+      assert.ok(delays.every((d, i) => d >= 0 && d <= Math.min(150, 50 * 2 ** i)), `delays ${delays.join(',')}`);
+      assert.ok(events(log, 'disconnected').every((e) => e.reconnect && e.code === 1006));
+      assert.equal(events(log, 'connected').length, 0);
+      // Each timed-out attempt closed its WebSocket: no connection piles up at the server.
+      await until(() => s.closes.length >= s.attempts.length - 1, 'timed-out sockets closed');
+      await settle(c, s, crashes);
+    });
+  }
 
   it('disconnect() during connect ends the attempt at once: every pending command rejects and no timer keeps the client going', async (t) => {
     const { crashes } = watchProcess(t);
@@ -280,6 +289,19 @@ describe('channels client: liveness (PROTOCOL.md §6 heartbeat)', () => {
     // Node clamps a setTimeout beyond 2^31−1 ms to 1 ms and warns: the heartbeat would then re-arm every millisecond.
     const overflows = warnings.filter((w) => w.name === 'TimeoutOverflowWarning');
     assert.equal(overflows.length, 0, `${overflows.length} TimeoutOverflowWarnings in 300 ms, the first: ${overflows[0]?.message}`);
+    await settle(c, s, crashes, 300);
+  });
+
+  it('a negative `ping` interval in `connected` does not make the client drop every connection at once', async (t) => {
+    const { crashes } = watchProcess(t);
+    const s = await ScriptedServer.start(t, { frame: (ws, f) => f.type === 'connect' && (push(ws, { ...connected(f), ping: -1e9 }), true) });
+    const { c, log } = hostileClient(t, s.url);
+    c.connect();
+    await until(() => events(log, 'connected').length > 0, 'connected');
+    await sleep(500);
+    // §6: the connection is dead after `ping + pingGrace` ms of silence; a connection that just answered is not.
+    assert.deepEqual(events(log, 'disconnected'), []);
+    assert.equal(s.attempts.length, 1);
     await settle(c, s, crashes, 300);
   });
 });
