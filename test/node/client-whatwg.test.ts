@@ -55,6 +55,15 @@ describe('WHATWG WebSockets § new WebSocket(url): get a URL record, and the url
     assert.equal(urlOf(t, 'ws://127.0.0.1:1/\uD800'), 'ws://127.0.0.1:1/%EF%BF%BD');
   });
 
+  it('a URL object argument is read, not changed: http: becomes ws: on the socket only', (t) => {
+    const input = new URL('http://127.0.0.1:1/p');
+    assert.equal(urlOf(t, input.href), 'ws://127.0.0.1:1/p');
+    const s = scope(t);
+    const ws = s.client(new WebSocket(input));
+    ws.close();
+    assert.equal(input.href, 'http://127.0.0.1:1/p');
+  });
+
   it('the request target sent is the path and query of the serialised URL', async (t) => {
     const s = scope(t);
     const server = await s.rawServer();
@@ -93,6 +102,28 @@ describe('WHATWG WebSockets § new WebSocket(url, protocols): the protocols argu
     const o = await connectRaw(t, {}, {}, []);
     await o.log.first('open');
     assert.equal(o.ws.protocol, '');
+  });
+});
+
+describe('WHATWG WebSockets § Feedback from the protocol: attributes and data once open', () => {
+  it('"set extensions to the extensions in use": the server\'s Sec-WebSocket-Extensions value as sent (RFC 6455 §9.1), not re-serialised', async (t) => {
+    const value = 'permessage-deflate;server_no_context_takeover';
+    const o = await connectRaw(t, { headers: { 'Sec-WebSocket-Extensions': value } });
+    await o.log.first('open');
+    assert.equal(o.ws.extensions, value);
+  });
+
+  it('binaryType "arraybuffer": each message gets its own ArrayBuffer; later messages (fragmented too) never overwrite it', async (t) => {
+    const { ws, peer, log } = await openRaw(t);
+    ws.binaryType = 'arraybuffer';
+    const part = (fin: boolean, opcode: number, payload: string): Buffer => serverFrame({ opcode, fin, payload });
+    peer.write(Buffer.concat([part(false, OP.BINARY, 'aaaa'), part(true, OP.CONTINUATION, 'bbbb'), part(true, OP.BINARY, 'cc')]));
+    const first = (await log.message(1)) as ArrayBuffer;
+    const second = (await log.message(2)) as ArrayBuffer;
+    peer.write(Buffer.concat([part(false, OP.BINARY, 'dddd'), part(true, OP.CONTINUATION, 'eeee'), part(true, OP.BINARY, 'ff')]));
+    await log.message(4);
+    assert.deepEqual([Buffer.from(first).toString(), Buffer.from(second).toString()], ['aaaabbbb', 'cc']);
+    assert.deepEqual([first.byteLength, second.byteLength], [8, 2]);
   });
 });
 
@@ -193,6 +224,9 @@ describe('WHATWG WebSockets § send(data): strings and other values', () => {
       got.push(f.payload.toString());
     }
     assert.deepEqual(got, ['null', 'undefined', '12.5', 'x\uFFFD']);
+    // A Symbol has no USVString conversion: TypeError, nothing sent or counted.
+    assert.throws(() => send(Symbol('s')), TypeError);
+    assert.equal(ws.bufferedAmount, 0);
   });
 });
 
@@ -260,6 +294,7 @@ describe('WHATWG WebSockets § close(code, reason): conversions and repeated cal
     assertThrowsDOM(() => close(null), 'InvalidAccessError');
     assertThrowsDOM(() => close(Number.NaN), 'InvalidAccessError');
     assertThrowsDOM(() => close('1000x'), 'InvalidAccessError');
+    assert.throws(() => close(1000n), TypeError, 'ToNumber of a BigInt throws');
     assert.equal(ws.readyState, WebSocket.OPEN);
     close('3000', null);
     const f = await peer.readFrame();
