@@ -42,6 +42,18 @@ describe('WHATWG WebSockets § Feedback from the protocol: one task per event', 
     assert.deepEqual([closed.code, closed.reason, closed.wasClean], [4000, 'bye', true]);
   });
 
+  it('close() in the open listener: messages that came with the 101 are not dispatched ("if ready state is not OPEN, return")', async (t) => {
+    const trailing = Buffer.concat([text('a'), text('b')]);
+    const o = await connectRaw(t, { trailing });
+    o.ws.onopen = () => o.ws.close(1000);
+    await o.peer.readUntil(OP.CLOSE);
+    o.peer.write(serverFrame({ opcode: OP.CLOSE, payload: closePayload(1000) }));
+    o.peer.end();
+    const closed = await o.log.closed();
+    assert.deepEqual(o.log.types(), ['open', 'close']);
+    assert.equal(closed.wasClean, true);
+  });
+
   it('"queue a task" per event: a microtask queued by a listener runs before the next event is dispatched (HTML § perform a microtask checkpoint after each task)', async (t) => {
     const trailing = Buffer.concat([text('a'), text('b'), serverFrame({ opcode: OP.CLOSE, payload: closePayload(1000) })]);
     const o = await connectRaw(t, { trailing });

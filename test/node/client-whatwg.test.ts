@@ -98,6 +98,12 @@ describe('WHATWG WebSockets § new WebSocket(url, protocols): the protocols argu
     for (const p of ['', 'a,b', 'a b', 'chät', '"q"', 'a/b']) assertThrowsDOM(() => new WebSocket('ws://127.0.0.1:1/', p), 'SyntaxError');
   });
 
+  it('protocols offered but none chosen by the server (no Sec-WebSocket-Protocol): the connection opens with protocol ""', async (t) => {
+    const o = await connectRaw(t, {}, {}, ['a', 'b']);
+    await o.log.first('open');
+    assert.equal(o.ws.protocol, '');
+  });
+
   it('step 4: an empty array is fine and the protocol attribute stays "" after open', async (t) => {
     const o = await connectRaw(t, {}, {}, []);
     await o.log.first('open');
