@@ -9,6 +9,7 @@
  * `instanceof Event` holds and Node's `EventTarget` dispatches them.
  * Attributes are read-only getters over private fields, as WebIDL makes them.
  */
+import { webIdlShape } from './webidl.js';
 
 /** WebIDL § Integer types, `unsigned short` without [Clamp]: modulo 2^16. */
 function toUnsignedShort(value: unknown): number {
@@ -67,10 +68,6 @@ export class CloseEvent extends Event {
   get reason(): string {
     return this.#reason;
   }
-
-  get [Symbol.toStringTag](): string {
-    return 'CloseEvent';
-  }
 }
 
 export interface ErrorEventInit extends EventInit {
@@ -117,10 +114,6 @@ export class ErrorEvent extends Event {
   /** The Error that caused the event, when there is one. */
   get error(): unknown {
     return this.#error;
-  }
-
-  get [Symbol.toStringTag](): string {
-    return 'ErrorEvent';
   }
 }
 
@@ -172,8 +165,8 @@ export class MessageEvent<T = unknown> extends Event {
   get ports(): readonly never[] {
     return NO_PORTS;
   }
-
-  get [Symbol.toStringTag](): string {
-    return 'MessageEvent';
-  }
 }
+
+webIdlShape(CloseEvent, 'CloseEvent', 1);
+webIdlShape(ErrorEvent, 'ErrorEvent', 1);
+webIdlShape(MessageEvent, 'MessageEvent', 1);

@@ -13,6 +13,7 @@ import { ReadyState } from '../protocol/ready-state.js';
 import { type CloseEvent, type ErrorEvent, type MessageEvent, toUSVString } from './events.js';
 import { type BinaryType, type MessageData, type WebSocketOptions, resolveOptions } from './options.js';
 import { ClientSession } from './session.js';
+import { webIdlShape } from './webidl.js';
 
 const CONNECTING = ReadyState.Connecting;
 const OPEN = ReadyState.Open;
@@ -158,8 +159,7 @@ export class WebSocket extends EventTarget {
     if (c.readyState === CONNECTING) throw new DOMException('WebSocket is still in the CONNECTING state', 'InvalidStateError');
     // 2. Run the appropriate set of steps from the following list (WebIDL picks the overload).
     if (typeof data === 'string') c.sendText(data);
-    else if (data instanceof ArrayBuffer) c.sendBinary(new Uint8Array(data));
-    else if (ArrayBuffer.isView(data)) c.sendBinary(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    else if (data instanceof ArrayBuffer || ArrayBuffer.isView(data)) c.sendBinary(bufferSourceBytes(data));
     else if (data instanceof Blob) c.sendBlob(data);
     else c.sendText(toUSVString(data));
   }
@@ -214,10 +214,6 @@ export class WebSocket extends EventTarget {
     this.#setHandler('close', fn);
   }
 
-  get [Symbol.toStringTag](): string {
-    return 'WebSocket';
-  }
-
   #getHandler<K extends EventType>(type: K): EventHandler<K> {
     const slots: HandlerSlots | null = this.#handlers;
     return slots?.[type]?.fn ?? null;
@@ -261,8 +257,28 @@ const READY_STATE_CONSTANTS: PropertyDescriptorMap = {
 };
 Object.defineProperties(WebSocket, READY_STATE_CONSTANTS);
 Object.defineProperties(WebSocket.prototype, READY_STATE_CONSTANTS);
+webIdlShape(WebSocket, 'WebSocket', 1, { close: 0 });
 
 // Constructor helpers
+
+/**
+ * WebIDL § BufferSource (no [AllowShared], no [AllowResizable]): a view on a
+ * SharedArrayBuffer, or a resizable buffer, is a TypeError; "get a copy of
+ * the bytes held by the buffer source" gives nothing for a detached one.
+ */
+function bufferSourceBytes(data: ArrayBuffer | ArrayBufferView): Uint8Array {
+  const view = ArrayBuffer.isView(data) ? data : null;
+  const buffer = view === null ? (data as ArrayBuffer) : view.buffer;
+  if (!(buffer instanceof ArrayBuffer)) throw new TypeError('send() does not take a view on a SharedArrayBuffer');
+  if ((buffer as { resizable?: boolean }).resizable === true) throw new TypeError('send() does not take a resizable ArrayBuffer');
+  try {
+    // A detached buffer has no bytes (and a DataView on one throws here).
+    if (view === null) return buffer.byteLength === 0 ? new Uint8Array(0) : new Uint8Array(buffer);
+    return view.byteLength === 0 ? new Uint8Array(0) : new Uint8Array(buffer, view.byteOffset, view.byteLength);
+  } catch {
+    return new Uint8Array(0);
+  }
+}
 
 /**
  * WHATWG WebSockets § The WebSocket interface, "get a URL record": parse,

@@ -236,6 +236,8 @@ export interface AcceptedResponse {
   ok: true;
   protocol: string;
   extensions: ExtensionOffer[];
+  /** The Sec-WebSocket-Extensions value as the server sent it ("" without one): "the extensions in use" (RFC 6455 §9.1, WHATWG `extensions`). */
+  extensionsHeader: string;
 }
 
 /**
@@ -278,5 +280,5 @@ export function checkUpgradeResponse(
     }
     extensions = parsed;
   }
-  return { ok: true, protocol, extensions };
+  return { ok: true, protocol, extensions, extensionsHeader: extValue ?? '' };
 }

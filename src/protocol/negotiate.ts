@@ -172,5 +172,5 @@ export function negotiateClient(
     if (params instanceof Error) return params;
     codec = new PerMessageDeflate('client', params, deflate, maxPayload);
   }
-  return { protocol: accepted.protocol, extensions: formatExtensions(accepted.extensions), deflate: codec };
+  return { protocol: accepted.protocol, extensions: accepted.extensionsHeader, deflate: codec };
 }

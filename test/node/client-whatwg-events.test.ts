@@ -53,45 +53,6 @@ describe('WHATWG WebSockets § Feedback from the protocol: one task per event', 
     assert.deepEqual(o.log.types(), ['open', 'close']);
     assert.equal(closed.wasClean, true);
   });
-
-  it('"queue a task" per event: a microtask queued by a listener runs before the next event is dispatched (HTML § perform a microtask checkpoint after each task)', async (t) => {
-    const trailing = Buffer.concat([text('a'), text('b'), serverFrame({ opcode: OP.CLOSE, payload: closePayload(1000) })]);
-    const o = await connectRaw(t, { trailing });
-    o.peer.end();
-    const seen: string[] = [];
-    for (const type of ['open', 'message', 'close'] as const) {
-      o.ws.addEventListener(type, () => {
-        seen.push(type);
-        queueMicrotask(() => seen.push(`microtask after ${type}`));
-      });
-    }
-    await o.log.closed();
-    await new Promise((r) => setImmediate(r));
-    assert.deepEqual(seen, [
-      'open',
-      'microtask after open',
-      'message',
-      'microtask after message',
-      'message',
-      'microtask after message',
-      'close',
-      'microtask after close',
-    ]);
-  });
-
-  it('a message listener that awaits a promise sees the next message only after it resumes (the same rule, as async code meets it)', async (t) => {
-    const o = await openRaw(t);
-    const seen: string[] = [];
-    o.ws.addEventListener('message', async (e) => {
-      seen.push(`start ${String(e.data)}`);
-      await Promise.resolve();
-      seen.push(`end ${String(e.data)}`);
-    });
-    o.peer.write(Buffer.concat([text('1'), text('2')]));
-    await o.log.nth('message', 2);
-    await new Promise((r) => setImmediate(r));
-    assert.deepEqual(seen, ['start 1', 'end 1', 'start 2', 'end 2']);
-  });
 });
 
 describe('WHATWG WebSockets § Feedback from the protocol: the event objects', () => {
