@@ -56,7 +56,9 @@ describe('channels client: a server that never completes connect', () => {
       await until(() => s.attempts.length >= 4, 'four attempts', 15_000);
       assert.equal(c.state === 'connecting' || c.state === 'reconnecting', true);
       // §6: each wait is in [0, min(max, min × 2^n)]; the attempt itself lasts `timeout` (300 ms) before it.
-      for (const gap of gaps(s.attempts)) assert.ok(gap >= 250 && gap < 300 + 150 + 1000, `gap ${gap} ms`);
+      // Seen from the server, one handshake may take longer than the next on a loaded machine: the
+      // lower bound only says the attempts are not a storm.
+      for (const gap of gaps(s.attempts)) assert.ok(gap >= 150 && gap < 300 + 150 + 1000, `gap ${gap} ms`);
       const delays = events(log, 'reconnecting').map((e) => e.delay);
       assert.ok(delays.every((d, i) => d >= 0 && d <= Math.min(150, 50 * 2 ** i)), `delays ${delays.join(',')}`);
       assert.ok(events(log, 'disconnected').every((e) => e.reconnect && e.code === 1006));
