@@ -76,6 +76,8 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
   /** Wanted: subscribe on every (re)connect until `unsubscribe()` or a refusal. */
   active = true;
   private retried = false;
+  /** Epochs this subscription has left (the last few): their publications are stale. */
+  private readonly retired = new Set<string>();
   /** While a gap is being filled: the publications that came after it, delivered once it is filled. */
   private held: Publication[] | null = null;
 
@@ -146,7 +148,7 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
     for (const f of sorted) this.take(f, epoch);
     // The reply's position, unless this subscription already saw further in the same epoch.
     const pos = this.position;
-    if (recovered === false || !pos || pos.epoch !== epoch || pos.offset < event.offset) this.position = { offset: event.offset, epoch };
+    if (recovered === false || !pos || pos.epoch !== epoch || pos.offset < event.offset) this.at(event.offset, epoch);
   }
 
   /** A publication frame from the wire; one without a valid offset is reported, not delivered. */
@@ -162,7 +164,8 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
    * gap before what the gap lacks is read back.
    */
   pub(p: Publication): void {
-    if (!this.active) return;
+    // A stream's epoch never comes back once another replaced it (§7): a pub of it is stale.
+    if (!this.active || this.retired.has(p.epoch)) return;
     if (this.held !== null) {
       this.held.push(p);
       return;
@@ -175,8 +178,17 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
     this.deliver(p);
   }
 
+  private at(offset: number, epoch: string): void {
+    const left = this.position?.epoch;
+    if (left !== undefined && left !== epoch) {
+      this.retired.add(left);
+      if (this.retired.size > 8) this.retired.delete(this.retired.values().next().value as string);
+    }
+    this.position = { offset, epoch };
+  }
+
   private deliver(p: Publication): void {
-    this.position = { offset: p.offset, epoch: p.epoch };
+    this.at(p.offset, p.epoch);
     if (undecodable.has(p)) return this.host.malformed(`publication ${p.offset} of "${this.channel}" has a b64 payload that is not base64`);
     this.emit('publication', p);
     this.host.delivered(p);
@@ -213,7 +225,7 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
         this.emit('error', new ChannelError(err ? err.code : 410, `${lost} publications of "${this.channel}" between offsets ${from.offset} and ${next.offset} are lost (${why})`));
       }
       // Delivery goes on past the gap.
-      this.position = { offset: next.offset - 1, epoch: from.epoch };
+      this.at(next.offset - 1, from.epoch);
       for (const p of held) this.pub(p);
     });
   }

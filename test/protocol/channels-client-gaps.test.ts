@@ -125,13 +125,15 @@ describe('§7 client: a gap in a channel’s offsets', () => {
     assert.equal(h.sent.length, 1);
   });
 
-  it('a new epoch is no gap: delivery starts over', () => {
+  it('a new epoch is no gap: delivery starts over; a later pub of the old epoch is stale', () => {
     const h = host();
     const { sub, got } = subscribed(h, 7);
     sub.pub(pub(1, 'F'));
+    sub.pub(pub(8, 'E'));
     sub.pub(pub(2, 'F'));
     assert.deepEqual(got, [1, 2]);
     assert.equal(h.sent.length, 1);
+    assert.deepEqual(sub.position, { offset: 2, epoch: 'F' });
   });
 
   it('recovered publications out of order are delivered in order; one without an integer offset is reported, not delivered', () => {
