@@ -121,6 +121,26 @@ describe('fullduplex connect: what stdin sends', () => {
   });
 });
 
+describe('fullduplex connect: --header cannot break the handshake', () => {
+  // README, client options: "extra request headers (the handshake's own cannot be replaced)".
+  it('--header "Sec-WebSocket-Key: ..." and "Upgrade: h2c" are not sent in place of the handshake\'s own: it opens and exits 0', async (t) => {
+    const keys: string[] = [];
+    const { url, got } = await server(t, {
+      handler: {
+        upgrade(req) {
+          keys.push(`${String(req.headers['sec-websocket-key'])} ${String(req.headers.upgrade)}`);
+        },
+      },
+    });
+    const run = cli(t, ['connect', url, '-H', 'Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==', '-H', 'Upgrade: h2c']);
+    run.child.stdin?.end('through\n');
+    assert.equal(await exitWithin(run, EXIT_MS, 'connect with handshake headers'), 0, run.stderr());
+    assert.deepEqual(got, ['through']);
+    assert.equal(keys.length, 1);
+    assert.doesNotMatch(keys[0] ?? '', /AAAAAAAA|h2c/);
+  });
+});
+
 describe('fullduplex connect: the server closes (stdin still open)', () => {
   // [how the server closes, exit status, what stderr must say]
   const cases: Array<[string, (ws: ServerWebSocket<unknown>) => void, number, RegExp]> = [

@@ -113,6 +113,14 @@ describe('fullduplex connect: peers that are not (working) WebSocket servers exi
     assert.equal(run.stdout(), '');
   });
 
+  it('a host that does not resolve: exit 1 with ENOTFOUND (or EAI_AGAIN without DNS)', async (t) => {
+    const run = cli(t, ['connect', 'ws://no-such-host.invalid:8080/']);
+    run.child.stdin?.end();
+    assert.equal(await exitWithin(run, 45_000, 'connect to an unresolvable host'), 1, run.stderr());
+    assertCleanError(run.stderr(), /(ENOTFOUND|EAI_AGAIN) no-such-host\.invalid/);
+    assert.equal(run.stdout(), '');
+  });
+
   for (const status of [200, 404, 500]) {
     it(`a plain HTTP server answering ${status}: exit 1 naming the status`, async (t) => {
       const http = createHttpServer((_req, res) => res.writeHead(status, { 'Content-Type': 'text/plain' }).end('not a websocket\n'));
