@@ -12,9 +12,35 @@ export function parse<T extends ParseArgsConfig['options']>(args: string[], opti
   }
 }
 
+/** A port: decimal digits only (Number() would take "", " ", "0x50" and "1e3"), 0-65535. */
 export function parsePort(value: string | undefined, fallback: number): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`invalid port "${value}"`);
+  const n = /^[0-9]{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 0 && n <= 65535)) throw new UsageError(`invalid port "${value}"`);
   return n;
+}
+
+/** A duration in ms: a non-negative decimal number (not "", which Number() reads as 0). */
+export function parseMs(value: string | undefined, fallback: number): number | null {
+  if (value === undefined) return fallback;
+  if (value.trim() === '') return null;
+  const n = Number(value);
+  return n >= 0 ? n : null;
+}
+
+/** The longest delay a timer takes (2^31 - 1 ms, about 24.8 days); longer ones would fire at once. */
+export const MAX_TIMER_MS = 2_147_483_647;
+
+/**
+ * Lets the process's informational output go to a reader that went away
+ * (`| head`): EPIPE on stdout is not a crash. `onClosed` runs once.
+ */
+export function tolerateClosedStdout(onClosed: () => void = () => {}): void {
+  let closed = false;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (closed) return;
+    closed = true;
+    if (err.code !== 'EPIPE') process.stderr.write(`fullduplex: stdout: ${err.message}\n`);
+    onClosed();
+  });
 }

@@ -6,7 +6,7 @@
  */
 import { createInterface } from 'node:readline';
 import { type CloseEvent, type MessageEvent, WebSocket } from '../index.js';
-import { UsageError, parse } from './args.js';
+import { MAX_TIMER_MS, UsageError, parse, parseMs, tolerateClosedStdout } from './args.js';
 
 const HELP = `Usage: fullduplex connect URL [options]
 
@@ -83,8 +83,8 @@ export async function connectCommand(args: string[]): Promise<number> {
     return 2;
   }
 
-  const wait = values.wait === undefined ? 2000 : Number(values.wait);
-  if (!(wait >= 0)) {
+  const wait = parseMs(values.wait, 2000);
+  if (wait === null) {
     process.stderr.write(`fullduplex connect: invalid wait "${values.wait}"\n`);
     return 2;
   }
@@ -128,6 +128,10 @@ export async function connectCommand(args: string[]): Promise<number> {
       ws.close(1000);
     };
     process.on('SIGINT', onSigint);
+    // The reader of the messages went away (`| head -1`): nobody needs the rest, close normally.
+    tolerateClosedStdout(() => {
+      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) ws.close(1000);
+    });
 
     ws.onopen = () => {
       const details = [ws.protocol ? `subprotocol: ${ws.protocol}` : '', ws.extensions ? `extensions: ${ws.extensions}` : ''].filter(Boolean);
@@ -147,7 +151,7 @@ export async function connectCommand(args: string[]): Promise<number> {
         if (ws.readyState === WebSocket.OPEN) {
           waitTimer = setTimeout(() => {
             if (ws.readyState === WebSocket.OPEN) ws.close(1000);
-          }, wait);
+          }, Math.min(wait, MAX_TIMER_MS));
         }
       });
     };

@@ -28,7 +28,11 @@ export function parseRedisTarget(single: string | undefined, cluster: string | u
     return url;
   };
   if (single !== undefined) return { kind: 'single', url: check(single) };
-  if (cluster !== undefined) return { kind: 'cluster', urls: cluster.split(',').filter((u) => u !== '').map(check) };
+  if (cluster !== undefined) {
+    const urls = cluster.split(',').filter((u) => u.trim() !== '').map(check);
+    if (urls.length === 0) throw new Error('--redis-cluster needs at least one root node URL');
+    return { kind: 'cluster', urls };
+  }
   return null;
 }
 

@@ -7,7 +7,7 @@
  */
 import { createServer, type RequestListener } from 'node:http';
 import { WebSocketServer } from '../index.js';
-import { UsageError, parse, parsePort } from './args.js';
+import { UsageError, parse, parsePort, tolerateClosedStdout } from './args.js';
 import { isChannelLayerTopic } from '../channels/index.js';
 import { CHAT_PATH, createChatServer } from './chat.js';
 import { type RedisShared, connectRedis, parseRedisTarget, redacted } from './serve-redis.js';
@@ -95,6 +95,13 @@ export async function serveCommand(args: string[]): Promise<number> {
     return 2;
   }
   const host = values.host ?? '127.0.0.1';
+  if (host.trim() === '') {
+    // listen(port, '') would bind every address.
+    process.stderr.write('fullduplex serve: invalid host "" (give an address, e.g. 127.0.0.1 or 0.0.0.0)\n');
+    return 2;
+  }
+  // Output piped into a reader that quit must not stop the server.
+  tolerateClosedStdout();
 
   let redis: RedisShared | undefined;
   if (target !== null) {
