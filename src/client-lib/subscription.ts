@@ -65,6 +65,11 @@ export function publicationOf(channel: string, epoch: string, f: Frame): Publica
   return p;
 }
 
+/** The publication frames of a list in offset order (§7 promises it; a server that breaks it still gets each delivered once). */
+function inOrder(list: unknown[]): Frame[] {
+  return (list.filter((f) => typeof f === 'object' && f !== null) as Frame[]).sort((a, b) => Number(a.offset) - Number(b.offset));
+}
+
 /** Most publications one `history` may return (PROTOCOL.md §8, maxHistoryRead). */
 const HISTORY_MAX = 100;
 
@@ -100,28 +105,28 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
     const frame: Record<string, unknown> = { type: 'subscribe', channel: this.channel };
     if (this.recover && pos) frame.recover = pos;
     this.host.call(frame, (err, reply) => {
-      if (!err && reply && typeof reply.epoch === 'string' && isOffset(reply.offset, 0)) return this.subscribed(reply);
+      // The client checked the reply (a `subscribed` with a valid offset and epoch, else 502).
+      if (!err) return this.subscribed(reply as Frame);
       if (!this.active) return;
       this.state = 'unsubscribed';
       // A lost connection resubscribes on reconnect.
-      if (err?.code === 499) return;
-      const e = err ?? new ChannelError(502, `a "subscribed" reply for "${this.channel}" without a valid offset and epoch`);
+      if (err.code === 499) return;
       // 408 (no answer in time) and 502 (an answer that breaks the protocol)
       // are not refusals: the application hears of them and the subscribe is
       // tried once more; after that the subscription waits for the next
       // connection or subscribe() call. 409: the server still has this channel
       // (an earlier subscribe it finished after our timeout, or one being
       // cancelled). Each retry unsubscribes first.
-      const transient = e.code === 408 || e.code === 502;
-      if (e.code !== 409 || this.retried) this.emit('error', e);
-      if ((transient || e.code === 409) && !this.retried) {
+      const transient = err.code === 408 || err.code === 502;
+      if (err.code !== 409 || this.retried) this.emit('error', err);
+      if ((transient || err.code === 409) && !this.retried) {
         this.retried = true;
         return this.host.call({ type: 'unsubscribe', channel: this.channel }, () => this.start());
       }
       if (transient) return;
       this.active = false;
       this.host.forget(this);
-      this.emit('unsubscribed', { channel: this.channel, code: e.code, reason: e.message });
+      this.emit('unsubscribed', { channel: this.channel, code: err.code, reason: err.message });
     });
   }
 
@@ -143,9 +148,7 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
     if (typeof f.reason === 'string') event.reason = f.reason as UnrecoverableReason;
     this.emit('subscribed', event);
     this.held = null;
-    // In offset order (§7 promises it; a server that breaks it still gets each delivered once).
-    const sorted = list.filter((f) => typeof f === 'object' && f !== null).sort((a, b) => Number(a.offset) - Number(b.offset));
-    for (const f of sorted) this.take(f, epoch);
+    for (const f of inOrder(list)) this.take(f, epoch);
     // The reply's position, unless this subscription already saw further in the same epoch.
     const pos = this.position;
     if (recovered === false || !pos || pos.epoch !== epoch || pos.offset < event.offset) this.at(event.offset, epoch);
@@ -209,9 +212,9 @@ export class Subscription extends Emitter<SubscriptionEvents> implements Subscri
       this.held = null;
       if (held === null || !this.active || err?.code === 499) return;
       let got = 0;
-      if (!err && reply && reply.epoch === from.epoch && Array.isArray(reply.publications)) {
-        const list = (reply.publications as Frame[]).filter((f) => typeof f === 'object' && f !== null).sort((a, b) => Number(a.offset) - Number(b.offset));
-        for (const f of list) {
+      // (The client checked the reply: a `history` with a position and a list.)
+      if (!err && reply?.epoch === from.epoch) {
+        for (const f of inOrder(reply.publications as unknown[])) {
           const p = publicationOf(this.channel, from.epoch, f);
           // Asked for once: a hole inside what came back is not asked for again.
           if (p === null || p.offset <= (this.position?.offset ?? from.offset) || p.offset >= next.offset) continue;
