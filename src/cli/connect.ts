@@ -77,8 +77,8 @@ export async function connectCommand(args: string[]): Promise<number> {
     }
     headers[h.slice(0, i).trim()] = h.slice(i + 1).trim();
   }
-  const timeout = values.timeout === undefined ? 10_000 : Number(values.timeout);
-  if (!(timeout > 0)) {
+  const timeout = parseMs(values.timeout, 10_000);
+  if (timeout === null || timeout === 0) {
     process.stderr.write(`fullduplex connect: invalid timeout "${values.timeout}"\n`);
     return 2;
   }

@@ -9,6 +9,7 @@ import http, { type ClientRequest, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import type { Socket } from 'node:net';
 import { clientRequestHeaders } from '../protocol/negotiate.js';
+import { MAX_TIMER_DELAY } from '../transport/link.js';
 import type { ResolvedOptions } from './options.js';
 
 /** Who learns how the dial ended: exactly one of these is called, once. */
@@ -23,9 +24,6 @@ export interface DialTarget {
 
 const kTarget = Symbol('fullduplex.dial');
 type TaggedRequest = ClientRequest & { [kTarget]?: Dial };
-
-/** Longest delay setTimeout honours; longer ones (and Infinity) mean "no timer". */
-const MAX_TIMER_DELAY = 0x7fffffff;
 
 /** One handshake request in flight. */
 export class Dial {

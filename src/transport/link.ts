@@ -39,7 +39,7 @@ const READ_PAUSED = 64; // reading stopped while output is over the read limit
 export const LINK_FLAG_BASE = 128;
 
 /** Longest delay setTimeout honours; longer ones (and Infinity) mean "no timer". */
-const MAX_TIMER_DELAY = 0x7fffffff;
+export const MAX_TIMER_DELAY = 0x7fffffff;
 const CONNECTION_GONE = 'the connection closed before the data was sent';
 
 export abstract class Link implements ConnectionEvents, ChunkReceiver {
