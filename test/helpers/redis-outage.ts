@@ -11,7 +11,7 @@ import { WebSocket, WebSocketServer } from '../../src/index.js';
 import { RedisBroker, RedisChannelStore } from '../../src/redis/index.js';
 import { startChannels } from './channels.js';
 import { withTimeout } from './raw-client.js';
-import type { RedisServer } from './redis.js';
+import { type RedisServer, startRedis } from './redis.js';
 import { CHAT } from './sse.js';
 
 type Cleanups = (() => Promise<unknown>)[];
@@ -113,6 +113,18 @@ export async function channelNode(t: TestContext, redis: RedisServer, prefix: st
     await store.close();
   });
   return { ...n, broker };
+}
+
+/**
+ * A fresh redis-server and two channel nodes on it (prefix `prefix`). The
+ * server's cleanup is registered first, so the nodes are closed after Redis
+ * has stopped, as a node shutting down during an outage would be.
+ */
+export async function twoChannelNodes(t: TestContext, prefix: string) {
+  const redis = await startRedis();
+  t.after(() => redis.cleanup());
+  const [a, b] = [await channelNode(t, redis, prefix), await channelNode(t, redis, prefix)];
+  return { redis, a, b };
 }
 
 /** Publishes on `node` until one is taken (Redis back), each value once; returns the values taken. */

@@ -15,7 +15,7 @@ import { mustOpen, post } from '../helpers/sse.js';
 import { TLS_CERT, TLS_KEY } from '../helpers/client-tls.js';
 import { waitFor } from '../helpers/processes.js';
 import { Sink, pubsubChannels, startRedis } from '../helpers/redis.js';
-import { PublishStream, channelClient, channelNode, publishWhenBack, watchCrashes, wsClient, wsNode } from '../helpers/redis-outage.js';
+import { PublishStream, channelClient, channelNode, publishWhenBack, twoChannelNodes, watchCrashes, wsClient, wsNode } from '../helpers/redis-outage.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 after(async () => {
@@ -270,9 +270,7 @@ describe('a hung Redis that is then killed', () => {
 describe('channels while Redis hangs for a few seconds (SIGSTOP, SIGCONT)', () => {
   it('publishes made during the pause settle after it, and the client on the other node gets them once each, in order', async (t) => {
     const crashes = watchCrashes(cleanups);
-    const redis = await startRedis();
-    t.after(() => redis.cleanup());
-    const [a, b] = [await channelNode(t, redis, 'cp'), await channelNode(t, redis, 'cp')];
+    const { redis, a, b } = await twoChannelNodes(t, 'cp');
     const c = channelClient(t, b.port);
     const { sub, got } = recordNumbers(c, 'chat:p');
     c.connect();
@@ -298,9 +296,7 @@ describe('channels while Redis hangs for a few seconds (SIGSTOP, SIGCONT)', () =
 describe('channels on two nodes across a Redis restart', () => {
   it('a client on node B keeps getting node A’s publications, and a reconnect recovers exactly or says recovered:false with a new epoch', async (t) => {
     const crashes = watchCrashes(cleanups);
-    const redis = await startRedis();
-    t.after(() => redis.cleanup());
-    const [a, b] = [await channelNode(t, redis, 'cr'), await channelNode(t, redis, 'cr')];
+    const { redis, a, b } = await twoChannelNodes(t, 'cr');
     // The first connection goes to B, the reconnect after a cut to A.
     const proxy = new TcpProxy([b.port, a.port]);
     await proxy.start(t);
@@ -401,9 +397,7 @@ describe('channels when only the broker’s Redis goes down (the store’s stays
 describe('the HTTP fallback’s /send on the node that does not own the session', () => {
   it('is forwarded through Redis (202), gets a documented status at once while Redis is down, and is forwarded again after', async (t) => {
     const crashes = watchCrashes(cleanups);
-    const redis = await startRedis();
-    t.after(() => redis.cleanup());
-    const [a, b] = [await channelNode(t, redis, 'fb'), await channelNode(t, redis, 'fb')];
+    const { redis, a, b } = await twoChannelNodes(t, 'fb');
     const stream = await mustOpen(t, a.port);
     await waitFor('A subscribed to the session topic', async () => (await pubsubChannels(redis, 'fb:fd*')).length >= 1);
     const send = (port: number, body: unknown) => post(port, '/channels/send', { session: stream.session, body: JSON.stringify(body) }, 15_000);
